@@ -1,0 +1,106 @@
+"""`RawHit`: the envelope of `hits.raw`, written by the gateway and by direct producers.
+
+Wire form (version 1), one JSON object per Kafka message, key `<tenant>:<visitor>` when known:
+
+    {"v": 1, "hit_id": "...", "kind": "optimizely"|"monetate"|"octeth"|"native",
+     "received_at_ms": 1700000000000, "method": "GET", "path": "/event",
+     "query": "a=1&u=v1", "headers": {"host": "...", "user-agent": "..."},
+     "body_b64": "", "remote_addr": "203.0.113.9"}
+
+The query string and body are kept byte-faithful (the body base64-encoded), so a parser fix can
+be replayed over the raw topic. Decoding never raises on bad input: it returns a reason code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+VERSION = 1
+KINDS = frozenset({"optimizely", "monetate", "octeth", "native"})
+MAX_HIT_ID = 128
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawHit:
+    hit_id: str
+    kind: str
+    received_at_ms: int
+    method: str = "GET"
+    path: str = ""
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    remote_addr: str = ""
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, "")
+
+
+def encode(hit: RawHit) -> bytes:
+    return orjson.dumps({
+        "v": VERSION, "hit_id": hit.hit_id, "kind": hit.kind,
+        "received_at_ms": hit.received_at_ms, "method": hit.method, "path": hit.path,
+        "query": hit.query, "headers": hit.headers,
+        "body_b64": base64.b64encode(hit.body).decode("ascii"), "remote_addr": hit.remote_addr,
+    })
+
+
+class RawHitError(ValueError):
+    """A raw message is not a valid v1 envelope; `reason` is a stable dead-letter code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(data: bytes) -> RawHit:
+    """Decode one `hits.raw` message; raises `RawHitError` with a reason code when invalid."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RawHitError("envelope_not_json", str(exc)[:200]) from None
+    if not isinstance(obj, dict):
+        raise RawHitError("envelope_not_object", type(obj).__name__)
+    if obj.get("v") != VERSION:
+        raise RawHitError("envelope_version", f"unsupported envelope version {obj.get('v')!r}")
+    hit_id, kind, received = obj.get("hit_id"), obj.get("kind"), obj.get("received_at_ms")
+    if not isinstance(hit_id, str) or not 0 < len(hit_id) <= MAX_HIT_ID:
+        raise RawHitError("envelope_hit_id", "hit_id must be a non-empty string")
+    if kind not in KINDS:
+        raise RawHitError("envelope_kind", f"unknown kind {kind!r}")
+    if not isinstance(received, int) or isinstance(received, bool) or received < 0:
+        raise RawHitError("envelope_received_at", "received_at_ms must be a non-negative int")
+    headers = obj.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise RawHitError("envelope_headers", "headers must map strings to strings")
+    strings = {name: obj.get(name, "") for name in ("method", "path", "query", "body_b64",
+                                                    "remote_addr")}
+    bad = [name for name, value in strings.items() if not isinstance(value, str)]
+    if bad:
+        raise RawHitError("envelope_field_type", f"{', '.join(bad)} must be strings")
+    try:
+        body = base64.b64decode(strings["body_b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise RawHitError("envelope_body", "body_b64 is not base64") from None
+    return RawHit(hit_id=hit_id, kind=kind, received_at_ms=received, method=strings["method"],
+                  path=strings["path"], query=strings["query"], headers=headers, body=body,
+                  remote_addr=strings["remote_addr"])
+
+
+def as_json_text(data: bytes) -> str:
+    """The raw message as text for a dead letter: UTF-8 when it is, else escaped bytes."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="backslashreplace")
+
+
+def to_dict(hit: RawHit) -> dict[str, Any]:
+    return orjson.loads(encode(hit))  # type: ignore[no-any-return]
