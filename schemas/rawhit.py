@@ -23,6 +23,9 @@ import orjson
 VERSION = 1
 KINDS = frozenset({"optimizely", "monetate", "octeth", "native"})
 MAX_HIT_ID = 128
+# Set by the gateway on a hit it could not keep as sent ("<reason>: <detail>"), e.g. a body over
+# the size limit; the validate stage turns such a hit into a dead letter of stage "gateway".
+REJECT_HEADER = "x-hitstream-reject"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -123,3 +123,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if errors:
         raise SettingsError("invalid hitstream settings:\n  " + "\n  ".join(errors))
     return Settings(**values)
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The `HITS_*` variables that rebuild `settings` in another process."""
+    return {env_name(f): str(getattr(settings, f.name)) for f in FIELDS}

@@ -1,0 +1,94 @@
+"""The local stack on one machine: a real Kafka broker (KRaft), the ClickHouse engine (chDB behind
+its HTTP server), and hitstream's worker and gateway as processes. Used by `make run` and the
+integration tests alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from deploy import services
+from deploy.kafka_local import KafkaBroker
+from deploy.migrate import migrate
+from deploy.ports import free_port, port_open, wait_until
+from deploy.topics import ensure_topics
+from schemas.settings import Settings, to_environ
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def start_clickhouse(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The chDB engine behind ClickHouse's HTTP interface (`deploy.chdb_server`)."""
+    process = services.spawn(services.python_module(
+        "deploy.chdb_server", "--path", str(data_dir), "--host", "127.0.0.1",
+        "--port", str(port)), log)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ping"), timeout=60,
+               what=f"ClickHouse engine on port {port} (log: {log})",
+               alive=lambda: process.poll() is None)
+    return process
+
+
+@dataclass
+class LocalStack:
+    """Kafka and ClickHouse under `root`; `settings` points hitstream at them."""
+
+    root: Path
+    kafka_port: int = 0
+    clickhouse_port: int = 0
+    kafka: KafkaBroker | None = None
+    clickhouse: subprocess.Popen[bytes] | None = None
+    children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> LocalStack:
+        self.kafka = KafkaBroker(self.root / "kafka", self.kafka_port).start()
+        self.clickhouse_port = self.clickhouse_port or free_port()
+        self.clickhouse = start_clickhouse(self.root / "clickhouse", self.clickhouse_port,
+                                           self.root / "logs" / "clickhouse.log")
+        return self
+
+    def settings(self, **overrides: Any) -> Settings:
+        assert self.kafka is not None
+        base = Settings(kafka_bootstrap=self.kafka.bootstrap,
+                        clickhouse_url=f"http://127.0.0.1:{self.clickhouse_port}",
+                        data_dir=str(self.root / "worker"))
+        return replace(base, **overrides)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            services.stop(child)
+        if self.clickhouse is not None:
+            services.stop(self.clickhouse)
+        if self.kafka is not None:
+            self.kafka.stop()
+
+
+def prepare(settings: Settings) -> None:
+    """Topics and tables for `settings` (idempotent): what a fresh deployment needs first."""
+    asyncio.run(ensure_topics(settings))
+    migrate(settings)
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    return services.spawn(services.python_module("pipeline.worker"), log, to_environ(settings))
+
+
+def start_gateway(settings: Settings, log: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
+    process = services.spawn(services.python_module("gateway"), log, to_environ(settings))
+    url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
+    wait_until(lambda: http_ok(url), timeout=timeout, what=f"gateway at {url} (log: {log})",
+               alive=lambda: process.poll() is None)
+    return process
+
+
+__all__ = ["LocalStack", "port_open", "prepare", "start_gateway", "start_worker"]

@@ -1,0 +1,75 @@
+"""Apply the numbered, idempotent DDL files of `deploy/clickhouse/` to the configured ClickHouse.
+
+Run by the local stack, the tests and operators alike (`python -m deploy.migrate`). Every file is
+applied in order each time (each statement is idempotent); `schema_migrations` records which
+files, with their checksums, were applied when.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from deploy.clickhouse_client import connect
+from schemas.settings import Settings, load_settings
+
+DDL_DIR = Path(__file__).resolve().parent / "clickhouse"
+_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def migration_files(directory: Path = DDL_DIR) -> list[Path]:
+    files = sorted(p for p in directory.iterdir() if _FILE.match(p.name))
+    numbers = [p.name[:3] for p in files]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"two migration files share a number in {directory}")
+    return files
+
+
+def statements(sql: str) -> list[str]:
+    """Split a DDL file on `;` at line ends, dropping `--` comment lines."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
+
+
+def migrate(settings: Settings, client: Client | None = None) -> list[str]:
+    """Create the database and apply every migration file; return the file names applied."""
+    admin = connect(settings, database="default")
+    try:
+        admin.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
+    finally:
+        admin.close()
+    own = client is None
+    client = client or connect(settings)
+    try:
+        client.command("""CREATE TABLE IF NOT EXISTS schema_migrations
+            (version UInt16, name String, checksum String,
+             applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+            ENGINE = ReplacingMergeTree(applied_at) ORDER BY version""")
+        applied = []
+        for path in migration_files():
+            text = path.read_text()
+            for statement in statements(text):
+                client.command(statement)
+            client.insert("schema_migrations",
+                          [[int(path.name[:3]), path.name, hashlib.sha256(text.encode()).hexdigest()]],
+                          column_names=["version", "name", "checksum"])
+            applied.append(path.name)
+        return applied
+    finally:
+        if own:
+            client.close()
+
+
+def main() -> None:
+    argparse.ArgumentParser(prog="python -m deploy.migrate", description=__doc__).parse_args()
+    settings = load_settings()
+    for name in migrate(settings):
+        print(f"applied {name} to {settings.clickhouse_database}")
+
+
+if __name__ == "__main__":
+    main()

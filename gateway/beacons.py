@@ -1,0 +1,64 @@
+"""Beacon endpoints (Optimizely `GET|POST /event`): always 200, empty or a 1x1 GIF, no-store.
+
+Whatever arrives is published; what cannot be used becomes a dead letter downstream. The 200
+goes out once Kafka has acknowledged the hit (the spool will take over when it cannot).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from aiohttp import web
+
+from gateway import metrics
+from gateway.capture import capture
+from gateway.keys import PUBLISHER, SETTINGS
+from gateway.publisher import PublishError
+from schemas import optimizely, rawhit
+from schemas.topics import RAW
+
+log = logging.getLogger(__name__)
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
+
+
+def cors_headers(request: web.Request) -> dict[str, str]:
+    """Let any page send: echo its origin (credentialed sendBeacon needs that), else `*`."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {"Access-Control-Allow-Origin": "*"}
+    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+            "Vary": "Origin"}
+
+
+def beacon_response(request: web.Request) -> web.Response:
+    headers = {**NO_STORE, **cors_headers(request)}
+    if "image/" in request.headers.get("Accept", ""):
+        return web.Response(body=GIF, content_type="image/gif", headers=headers)
+    return web.Response(status=200, headers=headers)
+
+
+async def preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={
+        **cors_headers(request), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
+                                                            "Content-Type"),
+        "Access-Control-Max-Age": "86400"})
+
+
+async def optimizely_event(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    settings = request.app[SETTINGS]
+    hit = await capture(request, "optimizely", settings.max_body_bytes)
+    key = optimizely.partition_key(hit.query, hit.header("host"), hit.header("cookie"))
+    try:
+        await request.app[PUBLISHER].publish(settings.topic(RAW), rawhit.encode(hit), key)
+        metrics.HITS.labels("optimizely", "published").inc()
+    except PublishError as exc:
+        metrics.HITS.labels("optimizely", "unpublished").inc()
+        log.error("hit %s not published: %s", hit.hit_id, exc)
+    metrics.LATENCY.labels("optimizely").observe(time.perf_counter() - started)
+    return beacon_response(request)

@@ -1,0 +1,55 @@
+"""Publishing to Kafka with a deadline: acks=all, idempotence on, every send bounded in time.
+
+aiokafka never expires a batch in idempotent mode, so without the deadline a broker outage would
+hang the request that waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from gateway import metrics
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """The hit was not acknowledged by Kafka within the deadline (retriable)."""
+
+
+class KafkaPublisher:
+    def __init__(self, settings: Settings) -> None:
+        self._timeout = settings.publish_timeout_s
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=settings.producer_linger_ms,
+            compression_type="lz4",
+            max_batch_size=256 * 1024,
+            request_timeout_ms=max(int(settings.publish_timeout_s * 1000), 1000),
+            client_id=f"hitstream-gateway-{settings.app_id}",
+        )
+        self.started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+        self.started = False
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
+        """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._producer.send_and_wait(topic, value, key=key or None)
+        except (TimeoutError, KafkaError) as exc:
+            metrics.PUBLISH_FAILURES.labels(topic.rsplit(".", 1)[-1]).inc()
+            raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc

@@ -1,0 +1,123 @@
+"""The Faust app: three short agents wiring the pure stages to the hits topics.
+
+    hits.raw --validate--> hits.events --dedup+derive--> hits.rows --sink--> ClickHouse
+        \\-- rejects --> hits.dlq ---------------------------------sink--> dead_letters
+
+Every agent runs with concurrency 1 (Faust #606) and forwards a raw partition's records into the
+same partition of the next topic, which `pipeline.progress` relies on. Expected failures become
+dead letters; anything else is a bug and stops the worker loudly instead of acking silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from deploy.clickhouse_client import connect
+from pipeline import metrics, retries, rows
+from pipeline.derive import derive
+from pipeline.sink import ClickHouseSink
+from pipeline.validate import validate
+from schemas import deadletter
+from schemas import event as event_codec
+from schemas.deadletter import DeadLetter
+from schemas.formats import ParseContext
+from schemas.settings import Settings
+from schemas.topics import DLQ, EVENTS, RAW, ROWS
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    session = settings.kafka_session_timeout_s
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://",
+        datadir=settings.data_dir,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        producer_linger_ms=settings.producer_linger_ms,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(session / 4, 0.5),
+        broker_rebalance_timeout=session,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
+        web_in_thread=False,
+    )
+    setup_prometheus_sensors(app)
+
+    def topic(name: str) -> Any:
+        return app.topic(settings.topic(name), partitions=settings.partitions,
+                         key_type=bytes, value_type=bytes)
+
+    raw, events, rows_topic, dlq = topic(RAW), topic(EVENTS), topic(ROWS), topic(DLQ)
+    first_seen = app.Table("retries", partitions=settings.partitions, key_type=bytes,
+                           value_type=bytes, changelog_topic=None)
+    context = ParseContext(late_horizon_ms=settings.late_horizon_s * 1000)
+    window_ms = settings.retry_window_s * 1000
+    sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        await dlq.send(key=letter.hit_id.encode(), value=deadletter.encode(letter),
+                       partition=letter.lineage.partition)
+
+    @app.agent(raw, concurrency=1)
+    async def validate_raw(stream: faust.StreamT[bytes]) -> None:
+        async for record in stream.events():
+            message = record.message
+            result = validate(record.value, message.partition, message.offset, context)
+            if isinstance(result, DeadLetter):
+                await dead_letter(result)
+                continue
+            for item in result:
+                metrics.EVENTS.labels(item.source).inc()
+                await events.send(key=item.key(), value=event_codec.encode(item),
+                                  partition=message.partition)
+
+    @app.agent(events, concurrency=1)
+    async def dedup_and_derive(stream: faust.StreamT[bytes]) -> None:
+        async for record in stream.events():
+            item = event_codec.decode(record.value)
+            duplicate_of = None
+            if item.fingerprint:
+                key = f"{item.tenant}|{item.fingerprint}".encode()
+                duplicate_of, new_value = retries.retry_of(
+                    retries.decode(first_seen.get(key)), item.event_id, item.received_at_ms,
+                    window_ms)
+                if new_value is not None:
+                    first_seen[key] = retries.encode(new_value)
+                if duplicate_of is not None:
+                    metrics.RETRY_DUPLICATES.inc()
+            bundle = derive(item, duplicate_of)
+            await rows_topic.send(key=record.message.key, value=rows.encode(bundle),
+                                  partition=record.message.partition)
+
+    @app.agent(app.topic(settings.topic(ROWS), settings.topic(DLQ), key_type=bytes,
+                         value_type=bytes), concurrency=1)
+    async def sink_rows(stream: faust.StreamT[bytes]) -> None:
+        dlq_name = settings.topic(DLQ)
+        async for batch in stream.take_events(settings.sink_batch_rows,
+                                              within=settings.sink_batch_seconds):
+            await sink.write([_bundle(record.message.topic == dlq_name, record.value)
+                              for record in batch])
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, *, revoked: Any, **_: Any) -> None:
+        sink.progress.forget()
+
+    return app
+
+
+def _bundle(from_dlq: bool, value: bytes) -> rows.RowBundle:
+    """A `hits.rows` bundle, or a `hits.dlq` dead letter turned into one (both feed the sink)."""
+    return rows.dead_letter_bundle(deadletter.decode(value)) if from_dlq else rows.decode(value)

@@ -1,0 +1,77 @@
+"""The ClickHouse rows of one event (a `RowBundle`), as carried on `hits.rows` to the sink.
+
+A bundle holds every row one event yields, across tables, so a sink batch never splits an event;
+`position` is the event's position in its raw partition (see `schemas.event.Lineage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from schemas.deadletter import DeadLetter
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("tenant", "event_id", "hit_id", "source", "visitor_id", "session_id", "account_id",
+               "name", "occurred_at", "received_at", "experiments", "goals", "value_cents",
+               "dimensions", "properties", "page_url", "referrer", "user_agent", "device_type",
+               "flags", "duplicate_of", "src_partition", "src_pos"),
+    "impressions": ("tenant", "experiment_id", "variation_id", "visitor_id", "impression_id",
+                    "event_id", "source", "session_id", "occurred_at", "received_at",
+                    "dimensions", "user_agent", "device_type", "flags", "src_partition",
+                    "src_pos"),
+    "conversions": ("tenant", "goal_id", "visitor_id", "conversion_id", "event_id", "event_name",
+                    "source", "session_id", "value_cents", "experiments", "occurred_at",
+                    "received_at", "dimensions", "flags", "src_partition", "src_pos"),
+    "dead_letters": ("dlq_id", "hit_id", "stage", "reason", "detail", "source", "received_at",
+                     "raw", "src_partition", "src_pos"),
+}
+TIME_COLUMNS = frozenset({"occurred_at", "received_at"})
+# DateTime64(3) holds 1900-01-01 .. 2299-12-31; outside it ClickHouse clamps or wraps silently.
+MIN_TIME_MS = -2208988800000
+MAX_TIME_MS = 10413791999999
+
+
+@dataclass(frozen=True, slots=True)
+class RowBundle:
+    stage: str                       # the stage that produced the rows (derive, validate, ...)
+    partition: int                   # raw partition
+    position: int                    # Lineage.position in that partition
+    tables: dict[str, list[list[Any]]]
+
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
+
+def encode(bundle: RowBundle) -> bytes:
+    return orjson.dumps({"stage": bundle.stage, "p": bundle.partition, "pos": bundle.position,
+                         "t": bundle.tables})
+
+
+def decode(data: bytes) -> RowBundle:
+    obj = orjson.loads(data)
+    return RowBundle(obj["stage"], obj["p"], obj["pos"], obj["t"])
+
+
+def dead_letter_bundle(letter: DeadLetter) -> RowBundle:
+    row = [letter.dlq_id, letter.hit_id, letter.stage, letter.reason, letter.detail,
+           letter.source, clamp_time(letter.received_at_ms), letter.raw,
+           letter.lineage.partition, letter.lineage.position]
+    return RowBundle(letter.stage, letter.lineage.partition, letter.lineage.position,
+                     {"dead_letters": [row]})
+
+
+def clamp_time(ms: int) -> int:
+    return min(max(ms, MIN_TIME_MS), MAX_TIME_MS)
+
+
+def times_in_range(bundle: RowBundle) -> bool:
+    """True when every time column of every row is inside ClickHouse's DateTime64 range."""
+    for table, rows in bundle.tables.items():
+        indexes = [i for i, c in enumerate(COLUMNS[table]) if c in TIME_COLUMNS]
+        for row in rows:
+            if any(not MIN_TIME_MS <= row[i] <= MAX_TIME_MS for i in indexes):
+                return False
+    return True

@@ -1,0 +1,158 @@
+"""Stage 3: batches of row bundles into ClickHouse, exactly once, offsets advancing only after.
+
+`write` returns only when every row of the batch is stored (or dead-lettered as unstorable):
+outages are retried with back-off inside it, so the agent's offsets cannot move past rows that
+ClickHouse has not confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from pipeline import metrics
+from pipeline.progress import Progress, TableBatch
+from pipeline.rows import COLUMNS, RowBundle, times_in_range
+from schemas.deadletter import DeadLetter
+from schemas.event import MAX_EVENTS_PER_HIT, Lineage
+
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes worth retrying: timeouts, limits, network, too many parts, readonly.
+RETRIABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425})
+STAGE_COLUMN = {"dead_letters": "stage"}
+
+
+def is_retriable(exc: Exception) -> bool:
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError):
+        return True
+    code = getattr(exc, "code", None)
+    if code is None:
+        text = str(exc)
+        code = int(text[6:text.find(".")]) if text.startswith("Code: ") and "." in text else None
+    return code in RETRIABLE_CODES or code is None
+
+
+class ClickHouseSink:
+    def __init__(self, connect: Callable[[], Client], retry_max_s: float) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._retry_max_s = retry_max_s
+        self.progress = Progress()
+
+    async def write(self, bundles: Sequence[RowBundle]) -> int:
+        """Store `bundles`; return the number of rows inserted (replayed rows are skipped)."""
+        bundles = [b if times_in_range(b) else _out_of_range(b) for b in bundles]
+        unloaded = self.progress.unloaded(bundles)
+        if unloaded:
+            found = await self._retrying("read marks", lambda: self._read_marks(unloaded))
+            self.progress.load(unloaded, found)
+        stored = 0
+        for batch in self.progress.plan(bundles):
+            stored += await self._store(batch)
+            self.progress.commit(batch)
+        return stored
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _client_now(self) -> Client:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _read_marks(self, partitions: set[int]) -> list[tuple[str, str, int, int]]:
+        client = self._client_now()
+        found = []
+        for table in COLUMNS:
+            stage = STAGE_COLUMN.get(table, "'derive'")
+            result = client.query(
+                f"SELECT {stage}, src_partition, max(src_pos) FROM {table} "
+                "WHERE src_partition IN {parts:Array(UInt16)} GROUP BY 1, 2",
+                parameters={"parts": sorted(partitions)})
+            found.extend((table, s, int(p), int(pos)) for s, p, pos in result.result_rows)
+        return found
+
+    async def _store(self, batch: TableBatch) -> int:
+        token = batch.dedup_token()
+        try:
+            await self._retrying(f"insert into {batch.table}", lambda: self._insert(batch, token))
+        except DatabaseError as exc:  # the data itself is refused: store what can be stored
+            log.error("ClickHouse refused a batch for %s (%s); inserting row by row",
+                      batch.table, exc)
+            return await self._store_row_by_row(batch, token)
+        metrics.SINK_ROWS.labels(batch.table).inc(len(batch.rows))
+        return len(batch.rows)
+
+    def _insert(self, batch: TableBatch, token: str) -> None:
+        with metrics.SINK_FLUSH_SECONDS.labels(batch.table).time():
+            self._client_now().insert(batch.table, batch.rows, column_names=COLUMNS[batch.table],
+                                      settings={"insert_deduplication_token": token})
+
+    async def _store_row_by_row(self, batch: TableBatch, token: str) -> int:
+        stored = 0
+        columns = COLUMNS[batch.table]
+        for i, row in enumerate(batch.rows):
+            one = TableBatch(batch.table, [row], batch.ranges)
+            try:
+                await self._retrying("insert one row", lambda one=one, i=i: self._insert(
+                    one, f"{token}#{i}"))
+                stored += 1
+            except DatabaseError as exc:
+                letter = _unstorable(batch.table, dict(zip(columns, row, strict=False)), exc)
+                dlq = TableBatch("dead_letters", [_dead_letter_row(letter)], {})
+                await self._retrying("dead-letter a row", lambda dlq=dlq, i=i: self._insert(
+                    dlq, f"{token}#{i}#dlq"))
+                metrics.SINK_ROWS.labels("dead_letters").inc()
+        return stored
+
+    async def _retrying(self, what: str, call: Callable[[], Any]) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except Exception as exc:
+                if isinstance(exc, DatabaseError) and not is_retriable(exc):
+                    raise
+                if not isinstance(exc, DatabaseError | OSError | ConnectionError):
+                    raise
+                metrics.SINK_RETRIES.inc()
+                log.warning("ClickHouse %s failed (%s); retrying in %.1f s", what, exc, delay)
+                self.close()
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._retry_max_s)
+
+
+def _out_of_range(bundle: RowBundle) -> RowBundle:
+    letter = DeadLetter(hit_id="", stage="sink", reason="time_out_of_range",
+                        detail="a time column is outside ClickHouse's DateTime64 range",
+                        source="", received_at_ms=0, raw=orjson.dumps(bundle.tables).decode(),
+                        lineage=Lineage(partition=bundle.partition,
+                                        offset=bundle.position // MAX_EVENTS_PER_HIT,
+                                        index=bundle.position % MAX_EVENTS_PER_HIT))
+    return RowBundle("sink", bundle.partition, bundle.position,
+                     {"dead_letters": [_dead_letter_row(letter, bundle.position)]})
+
+
+def _unstorable(table: str, row: dict[str, Any], exc: Exception) -> DeadLetter:
+    return DeadLetter(hit_id=str(row.get("hit_id", "")), stage="sink",
+                      reason="clickhouse_rejected", detail=f"{table}: {str(exc)[:500]}",
+                      source=str(row.get("source", "")), received_at_ms=0,
+                      raw=orjson.dumps(row, default=str).decode(),
+                      lineage=Lineage(partition=int(row.get("src_partition", 0))))
+
+
+def _dead_letter_row(letter: DeadLetter, position: int | None = None) -> list[Any]:
+    pos = letter.lineage.position if position is None else position
+    return [letter.dlq_id, letter.hit_id, letter.stage, letter.reason, letter.detail,
+            letter.source, letter.received_at_ms, letter.raw, max(letter.lineage.partition, 0),
+            max(pos, 0)]

@@ -1,0 +1,156 @@
+"""Session-scoped real services, per-test isolated names.
+
+Kafka and ClickHouse: testcontainers when a Docker daemon answers, else the project's local stack
+(a real KRaft broker from Maven Central's jars and the chDB engine behind its HTTP server). Each
+test gets its own topic prefix, database, consumer group and RocksDB directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from deploy import services
+from deploy.clickhouse_client import connect
+from deploy.localstack import LocalStack, prepare, start_gateway, start_worker
+from deploy.ports import free_port
+from schemas.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@dataclass
+class Infra:
+    settings: Callable[..., Settings]
+    kafka_stop: Callable[[], None] = lambda: None
+    kafka_start: Callable[[], None] = lambda: None
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    if docker_available():
+        yield from _containers()
+        return
+    stack = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    assert stack.kafka is not None
+    broker = stack.kafka
+    try:
+        yield Infra(settings=stack.settings, kafka_stop=broker.stop,
+                    kafka_start=lambda: broker.start() and None)
+    finally:
+        stack.stop()
+
+
+def _containers() -> Iterator[Infra]:
+    from testcontainers.clickhouse import ClickHouseContainer  # type: ignore[import-untyped]
+    from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
+
+    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, \
+            ClickHouseContainer("clickhouse/clickhouse-server:25.8") as clickhouse:
+        url = f"http://{clickhouse.get_container_host_ip()}:{clickhouse.get_exposed_port(8123)}"
+
+        def settings(**overrides: Any) -> Settings:
+            base = dict(kafka_bootstrap=kafka.get_bootstrap_server(), clickhouse_url=url,
+                        clickhouse_user=clickhouse.username,
+                        clickhouse_password=clickhouse.password)
+            return Settings(**{**base, **overrides})
+
+        yield Infra(settings=settings)
+
+
+@pytest.fixture
+def hits_settings(infra: Infra, tmp_path: Path) -> Settings:
+    """Settings of one isolated hitstream deployment, its topics and tables created."""
+    uid = uuid.uuid4().hex[:10]
+    settings = infra.settings(
+        topic_prefix=f"t{uid}.", clickhouse_database=f"t_{uid}", app_id=f"hs-{uid}",
+        data_dir=str(tmp_path / "worker"), partitions=4, kafka_session_timeout_s=4.0,
+        worker_web_port=free_port(), gateway_port=free_port(), sink_batch_seconds=0.2,
+        publish_timeout_s=5.0)
+    prepare(settings)
+    return settings
+
+
+@pytest.fixture
+def clickhouse(hits_settings: Settings) -> Iterator[Client]:
+    client = connect(hits_settings)
+    yield client
+    client.close()
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    def start(self) -> Worker:
+        self.starts += 1
+        self.process = start_worker(self.settings, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            services.stop(self.process)
+
+    def kill(self) -> None:
+        if self.process:
+            services.kill(self.process)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def worker(hits_settings: Settings, tmp_path: Path) -> Iterator[Worker]:
+    handle = Worker(hits_settings, tmp_path / "worker.log").start()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def gateway(hits_settings: Settings, tmp_path: Path) -> Iterator[str]:
+    process = start_gateway(hits_settings, tmp_path / "gateway.log")
+    yield f"http://{hits_settings.gateway_host}:{hits_settings.gateway_port}"
+    services.stop(process)
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, dict(response.headers), response.read()
+
+
+def wait_for_rows(client: Client, sql: str, expected: int, timeout: float = 60,
+                  worker: Worker | None = None) -> int:
+    """Poll `sql` (a count) until it equals `expected`; fail with the last count after `timeout`."""
+    deadline = time.monotonic() + timeout
+    count = -1
+    while time.monotonic() < deadline:
+        count = int(client.query(sql).result_rows[0][0])
+        if count >= expected:
+            return count
+        if worker and worker.process and worker.process.poll() is not None:
+            pytest.fail(f"worker exited ({worker.process.returncode}):\n{worker.log_text()[-3000:]}")
+        time.sleep(0.2)
+    tail = worker.log_text()[-3000:] if worker else ""
+    pytest.fail(f"{sql!r}: {count} rows after {timeout} s, expected {expected}\n{tail}")

@@ -1,0 +1,184 @@
+"""The pure stages: validate, retry decision, derive, and the sink's replay recognition."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import retries
+from pipeline.derive import derive
+from pipeline.progress import Progress
+from pipeline.rows import RowBundle, dead_letter_bundle
+from pipeline.validate import validate
+from schemas import rawhit
+from schemas.deadletter import DeadLetter
+from schemas.event import Event, Lineage
+from schemas.formats import ParseContext
+
+CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
+RECEIVED = 1_700_000_000_000
+
+
+def raw(query: str, **headers: str) -> bytes:
+    return rawhit.encode(rawhit.RawHit(hit_id="h1", kind="optimizely", received_at_ms=RECEIVED,
+                                       path="/event", query=query,
+                                       headers={"host": "hits.example", **headers}))
+
+
+def event(**overrides: object) -> Event:
+    base: dict[str, object] = dict(
+        event_id="e1", hit_id="h1", source="optimizely", tenant="1", visitor_id="v1",
+        name="buy", occurred_at_ms=RECEIVED, received_at_ms=RECEIVED,
+        experiments={"100": "7", "200": "8"}, goals=("100", "555", "556"), value_cents=500,
+        lineage=Lineage(partition=2, offset=40, index=0))
+    return Event(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+# --- validate ---------------------------------------------------------------------------------
+
+def test_validate_gives_events_with_their_lineage() -> None:
+    result = validate(raw("a=1&u=v1&n=e&x2=3"), partition=3, offset=77, context=CONTEXT)
+    assert isinstance(result, tuple) and len(result) == 1
+    assert result[0].lineage == Lineage(partition=3, offset=77, index=0)
+    assert (result[0].tenant, result[0].visitor_id, result[0].experiments) == ("1", "v1",
+                                                                             {"2": "3"})
+
+
+@pytest.mark.parametrize(("data", "reason", "stage"), [
+    (b"\xff\xfe not json", "envelope_not_json", "validate"),
+    (b"[1, 2]", "envelope_not_object", "validate"),
+    (b'{"v": 2}', "envelope_version", "validate"),
+    (raw("a=1&n=e"), "missing_user_id", "validate"),
+    (raw("a=1&u=v", **{rawhit.REJECT_HEADER: "body_too_large: more than 65536 bytes"}),
+     "body_too_large", "gateway"),
+], ids=["not-json", "not-object", "version", "no-u", "gateway-refused"])
+def test_validate_turns_bad_input_into_a_dead_letter(data: bytes, reason: str, stage: str) -> None:
+    result = validate(data, partition=1, offset=9, context=CONTEXT)
+    assert isinstance(result, DeadLetter)
+    assert (result.reason, result.stage, result.lineage.offset) == (reason, stage, 9)
+    assert result.raw  # the raw message travels with its dead letter
+
+
+def test_unsupported_kind_is_a_dead_letter_not_a_crash() -> None:
+    data = rawhit.encode(rawhit.RawHit(hit_id="h", kind="native", received_at_ms=1))
+    result = validate(data, 0, 0, CONTEXT)
+    assert isinstance(result, DeadLetter) and result.reason == "unsupported_kind"
+
+
+# --- retries ----------------------------------------------------------------------------------
+
+def test_first_event_is_not_a_retry_and_is_remembered() -> None:
+    duplicate_of, stored = retries.retry_of(None, "e1", 1000, window_ms=60_000)
+    assert duplicate_of is None and stored == retries.FirstSeen("e1", 1000)
+
+
+def test_repeat_within_window_is_a_retry_of_the_first() -> None:
+    first = retries.FirstSeen("e1", 1000)
+    assert retries.retry_of(first, "e2", 50_000, 60_000) == ("e1", None)
+
+
+def test_redelivered_first_event_is_still_the_first() -> None:
+    first = retries.FirstSeen("e1", 1000)
+    assert retries.retry_of(first, "e1", 1000, 60_000) == (None, None)
+
+
+def test_repeat_after_window_starts_a_new_window() -> None:
+    first = retries.FirstSeen("e1", 1000)
+    assert retries.retry_of(first, "e3", 61_001, 60_000) == (None, retries.FirstSeen("e3", 61_001))
+
+
+def test_first_seen_round_trips() -> None:
+    first = retries.FirstSeen("0f6b-uuid", 1_700_000_000_123)
+    assert retries.decode(retries.encode(first)) == first
+    assert retries.decode(None) is None
+
+
+# --- derive -----------------------------------------------------------------------------------
+
+def test_goal_equal_to_an_experiment_is_an_impression_others_are_conversions() -> None:
+    bundle = derive(event())
+    assert len(bundle.tables["events"]) == 1
+    [impression] = bundle.tables["impressions"]
+    assert impression[1:4] == ["100", "7", "v1"]
+    assert [row[1] for row in bundle.tables["conversions"]] == ["555", "556"]
+    assert all(row[8] == 500 for row in bundle.tables["conversions"])
+
+
+def test_derived_ids_are_deterministic_and_distinct() -> None:
+    first, again = derive(event()), derive(event())
+    assert first.tables == again.tables
+    ids = [row[3] for row in first.tables["conversions"]] + [first.tables["impressions"][0][4]]
+    assert len(set(ids)) == 3
+
+
+def test_event_without_goals_is_only_an_event() -> None:
+    assert set(derive(event(goals=())).tables) == {"events"}
+
+
+def test_retry_duplicate_is_stored_as_an_event_but_derives_nothing() -> None:
+    bundle = derive(event(), duplicate_of="e0")
+    assert set(bundle.tables) == {"events"}
+    assert bundle.tables["events"][0][20] == "e0"
+
+
+def test_bundle_position_orders_events_within_the_raw_partition() -> None:
+    a = derive(event(lineage=Lineage(partition=2, offset=40, index=1)))
+    b = derive(event(lineage=Lineage(partition=2, offset=41, index=0)))
+    assert a.partition == b.partition == 2 and a.position < b.position
+
+
+# --- progress (replay recognition) ------------------------------------------------------------
+
+def bundle(position: int, partition: int = 0, stage: str = "derive") -> RowBundle:
+    return RowBundle(stage, partition, position, {"events": [[f"row{position}"]]})
+
+
+def test_plan_skips_positions_already_stored() -> None:
+    progress = Progress()
+    progress.load({0}, [("events", "derive", 0, 5)])
+    [batch] = progress.plan([bundle(4), bundle(5), bundle(6), bundle(7)])
+    assert batch.rows == [["row6"], ["row7"]]
+    assert batch.ranges == {("derive", 0): (6, 7)}
+
+
+def test_plan_skips_redeliveries_inside_one_batch() -> None:
+    progress = Progress()
+    progress.load({0}, [])
+    [batch] = progress.plan([bundle(1), bundle(2), bundle(1), bundle(2), bundle(3)])
+    assert batch.rows == [["row1"], ["row2"], ["row3"]]
+
+
+def test_commit_advances_marks_so_a_replay_stores_nothing() -> None:
+    progress = Progress()
+    progress.load({0, 1}, [])
+    bundles = [bundle(1), bundle(2, partition=1), bundle(3)]
+    for batch in progress.plan(bundles):
+        progress.commit(batch)
+    assert progress.plan(bundles) == []
+
+
+def test_marks_are_per_table_stage_and_partition() -> None:
+    progress = Progress()
+    progress.load({0}, [("events", "derive", 0, 10)])
+    letter = DeadLetter(hit_id="h", stage="validate", reason="r", detail="", source="optimizely",
+                        received_at_ms=1, raw="{}", lineage=Lineage(partition=0, offset=0))
+    batches = progress.plan([bundle(3, partition=0), dead_letter_bundle(letter),
+                             bundle(3, partition=1)])
+    assert {b.table: len(b.rows) for b in batches} == {"events": 1, "dead_letters": 1}
+
+
+def test_unloaded_partitions_are_read_once_until_a_rebalance() -> None:
+    progress = Progress()
+    assert progress.unloaded([bundle(1, 0), bundle(1, 3)]) == {0, 3}
+    progress.load({0, 3}, [])
+    assert progress.unloaded([bundle(2, 3)]) == set()
+    progress.forget()
+    assert progress.unloaded([bundle(2, 3)]) == {3}
+
+
+def test_dedup_token_is_deterministic_for_the_same_ranges() -> None:
+    progress = Progress()
+    progress.load({0}, [])
+    [a] = progress.plan([bundle(1), bundle(2)])
+    [b] = Progress(loaded={0}).plan([bundle(1), bundle(2)])
+    [c] = Progress(loaded={0}).plan([bundle(1), bundle(3)])
+    assert a.dedup_token() == b.dedup_token() != c.dedup_token()
