@@ -93,6 +93,7 @@ class KafkaBroker:
             "transaction.state.log.min.isr=1",
             "transaction.state.log.num.partitions=4",
             "group.initial.rebalance.delay.ms=0",
+            "group.min.session.timeout.ms=1000",
             "log.segment.bytes=67108864",
             "",
         ]))

@@ -31,8 +31,7 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
                 await admin.create_topics(new, timeout_ms=30000)
             except TopicAlreadyExistsError:
                 pass  # created concurrently: checked below
-        described = await admin.describe_topics(list(wanted))
-        found = {d["topic"]: len(d["partitions"]) for d in described}
+        found = await _partition_counts(admin, list(wanted))
     finally:
         await admin.close()
     wrong = {name: n for name, n in found.items()
@@ -41,6 +40,17 @@ async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict
         raise TopicMismatchError(f"topics with a partition count other than "
                                  f"{settings.partitions}: {wrong}")
     return found
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str],
+                            timeout: float = 30.0) -> dict[str, int]:
+    """Partition counts, waiting out the moment after creation when metadata still shows none."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
+        if all(found.get(n) for n in names) or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
 
 
 def main() -> None:

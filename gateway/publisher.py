@@ -24,7 +24,14 @@ class PublishError(RuntimeError):
 
 class KafkaPublisher:
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._timeout = settings.publish_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        """Connect (aiokafka binds the producer to the running loop, so it is made here)."""
+        settings = self._settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -35,18 +42,18 @@ class KafkaPublisher:
             request_timeout_ms=max(int(settings.publish_timeout_s * 1000), 1000),
             client_id=f"hitstream-gateway-{settings.app_id}",
         )
-        self.started = False
-
-    async def start(self) -> None:
         await self._producer.start()
         self.started = True
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         self.started = False
 
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
         """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else."""
+        if self._producer is None:
+            raise PublishError("the publisher is not started")
         try:
             async with asyncio.timeout(self._timeout):
                 await self._producer.send_and_wait(topic, value, key=key or None)

@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> faust.App:
                               for record in batch])
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, *, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: faust.App, revoked: Any, **_: Any) -> None:
         sink.progress.forget()
 
     return app
