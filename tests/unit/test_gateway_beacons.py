@@ -1,0 +1,102 @@
+"""The beacon endpoint's contract with browsers: always 200, no-store, CORS, GIF on request.
+
+The publisher here records what it is given (the real Kafka path is in tests/integration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.beacons import GIF
+from gateway.publisher import KafkaPublisher, PublishError
+from schemas import rawhit
+from schemas.settings import load_settings
+
+SETTINGS = load_settings({}, max_body_bytes=2048)
+
+
+class RecordingPublisher(KafkaPublisher):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(SETTINGS)
+        self.fail = fail
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
+        if self.fail:
+            raise PublishError("broker down")
+        self.sent.append((topic, value, key))
+
+
+@pytest.fixture
+async def client_and_sent() -> AsyncIterator[tuple[TestClient, RecordingPublisher]]:
+    publisher = RecordingPublisher()
+    async with TestClient(TestServer(create_app(SETTINGS, publisher))) as client:
+        yield client, publisher
+
+
+async def test_get_event_publishes_the_query_byte_for_byte(client_and_sent) -> None:  # type: ignore[no-untyped-def]
+    client, publisher = client_and_sent
+    response = await client.get("/event?a=1&u=v%201&n=e&x2=3", headers={"Origin": "https://shop"})
+    assert response.status == 200 and await response.read() == b""
+    assert response.headers["Cache-Control"].startswith("no-store")
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop"
+    [(topic, value, key)] = publisher.sent
+    hit = rawhit.decode(value)
+    assert (topic, hit.kind, hit.query, key) == ("hits.raw", "optimizely", "a=1&u=v%201&n=e&x2=3",
+                                                 b"1:v 1")
+
+
+async def test_image_request_gets_a_gif(client_and_sent) -> None:  # type: ignore[no-untyped-def]
+    client, _ = client_and_sent
+    response = await client.get("/event?a=1&u=v", headers={"Accept": "image/avif,image/*"})
+    assert response.content_type == "image/gif" and await response.read() == GIF
+
+
+async def test_sendbeacon_post_body_is_kept(client_and_sent) -> None:  # type: ignore[no-untyped-def]
+    client, publisher = client_and_sent
+    response = await client.post("/event", data=b"a=1&u=v&n=e",
+                                 headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert response.status == 200
+    hit = rawhit.decode(publisher.sent[0][1])
+    assert (hit.method, hit.body) == ("POST", b"a=1&u=v&n=e")
+
+
+async def test_oversized_body_is_cut_and_marked_for_the_dead_letters(client_and_sent) -> None:  # type: ignore[no-untyped-def]
+    client, publisher = client_and_sent
+    response = await client.post("/event", data=b"x" * 10_000)
+    assert response.status == 200
+    hit = rawhit.decode(publisher.sent[0][1])
+    assert len(hit.body) == 2048 and hit.header(rawhit.REJECT_HEADER).startswith("body_too_large")
+
+
+async def test_preflight_allows_any_page(client_and_sent) -> None:  # type: ignore[no-untyped-def]
+    client, _ = client_and_sent
+    response = await client.options("/event", headers={"Origin": "https://a.example",
+                                                       "Access-Control-Request-Method": "POST"})
+    assert response.status == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "https://a.example"
+
+
+async def test_a_broker_outage_still_answers_200_and_is_counted() -> None:
+    publisher = RecordingPublisher(fail=True)
+    async with TestClient(TestServer(create_app(SETTINGS, publisher))) as client:
+        assert (await client.get("/event?a=1&u=v")).status == 200
+        metrics = await (await client.get("/metrics")).text()
+    assert 'hitstream_gateway_hits_total{outcome="unpublished",protocol="optimizely"}' in metrics
+
+
+async def test_health_and_readiness() -> None:
+    publisher = RecordingPublisher()
+    async with TestClient(TestServer(create_app(SETTINGS, publisher))) as client:
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/readyz")).status == 200
