@@ -53,7 +53,8 @@ async def optimizely_event(request: web.Request) -> web.Response:
     started = time.perf_counter()
     settings = request.app[SETTINGS]
     hit = await capture(request, "optimizely", settings.max_body_bytes)
-    key = optimizely.partition_key(hit.query, hit.header("host"), hit.header("cookie"))
+    key = optimizely.partition_key(hit.query, hit.header("host"),
+                                   body=hit.body if hit.method == "POST" else b"")
     try:
         await request.app[PUBLISHER].publish(settings.topic(RAW), rawhit.encode(hit), key)
         metrics.HITS.labels("optimizely", "published").inc()

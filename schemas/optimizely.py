@@ -10,11 +10,12 @@ The reason and flag codes are the constants below, each with when it applies.
 Decisions where the spec is silent: single-valued parameters take the first non-blank value, the
 query string before a POST body; ids are ASCII digits, unnormalised (`007` stays `007`); `u`, `a`,
 `d`, `n`, `v` and the time are trimmed; every name starting with `x` is an experiment pair, a name
-`s<digits>` a dimension; unknown parameters go to `properties` (a list when
-repeated); a multivariate arm `2222222_3333333` is kept whole and its parts are put in
-`properties["sections"]` ({experiment: [parts]}); numbers are plain decimals (no exponent, no
-NaN/inf); the time unit is read from the magnitude (< 1e11 seconds, < 1e14 ms, < 1e17 us);
-`page_url` is the Referer header (the page that fired the beacon), `referrer` stays "".
+`s<digits>` a dimension, any other unknown name a property (a list of values when repeated); a
+multivariate arm `2222222_3333333` is kept whole, its parts go to `properties["sections"]`
+({experiment: [parts]}); the optimizelyBuckets map is read (query parameter first, then cookie)
+only when no valid `x` pair is left; numbers are plain decimals (no exponent, no NaN/inf); the
+time unit comes from the magnitude (< 1e11 s, < 1e14 ms, < 1e17 us); `page_url` is the Referer
+header (the page that fired the beacon) and `referrer` stays "".
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ _DIMENSION = re.compile(r"s([0-9]{1,20})")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
 _BAD_USER_CHAR = re.compile(r"[\x00-\x1f\x7f\ufffd]")
 _DECIMAL = Context(prec=64, rounding=ROUND_HALF_UP, traps=[])   # independent of the global one
-_A_PARAM = re.compile(r"(?:^|&)a=([^&]*)")
-_U_PARAM = re.compile(r"(?:^|&)u=([^&]*)")
+_A_PARAM = re.compile(rb"(?:^|&)a=([^&]*)")
+_U_PARAM = re.compile(rb"(?:^|&)u=([^&]*)")
 
 
 def parse(hit: RawHit, *, late_horizon_ms: int,
@@ -120,9 +121,9 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
         else:
             _add_property(properties, name, value)
 
-    project, problem = _project(single.get("a", ""), clean_text(hit.header("host")), flags)
-    if problem is not None:
-        return problem
+    project = _project(single.get("a", ""), clean_text(hit.header("host")), flags)
+    if isinstance(project, Rejected):
+        return project
     user = single.get("u", "")
     if not user:
         return Rejected(MISSING_USER_ID, "no u parameter")
@@ -143,8 +144,7 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
             arms = _experiment_map(_bucket_pairs(buckets, flags), experiments,
                                    BAD_BUCKETS_COOKIE, flags)
     if len(arms) > MAX_EXPERIMENTS:
-        return Rejected(TOO_MANY_EXPERIMENTS, f"{len(arms)} experiments, at most "
-                                              f"{MAX_EXPERIMENTS}")
+        return Rejected(TOO_MANY_EXPERIMENTS, f"{len(arms)} experiments, max {MAX_EXPERIMENTS}")
     sections = {exp: arm.split("_") for exp, arm in arms.items() if "_" in arm}
     if sections:
         if "sections" in properties:
@@ -178,24 +178,26 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
     return Accepted((event,))
 
 
-def partition_key(query: str, host: str, cookie: str = "") -> bytes:
+def partition_key(query: str, host: str, cookie: str = "", *, body: bytes = b"") -> bytes:
     """`b"<project>:<u>"` for the gateway's Kafka key (equal to `Event.key()`), b"" if unknown.
 
-    Cheap: two regex scans, no full decode. For a POST pass `query + "&" + body` (query first,
-    as in `parse`). `cookie` is accepted and ignored: the visitor comes only from `u`.
+    Cheap: two regex scans, no full decode. Pass a POST's `body` (as `parse` reads it, after the
+    query). `cookie` is accepted and ignored: the visitor comes only from `u`, as in `parse`.
     """
     del cookie
-    query = query.removeprefix("?")
-    user = _first_value(_U_PARAM, query)
-    project = _first_value(_A_PARAM, query) or _host_project(host)
+    data = to_bytes(query.removeprefix("?"))
+    if body:
+        data = data + b"&" + body
+    user = _first_value(_U_PARAM, data)
+    project = _first_value(_A_PARAM, data) or _host_project(host)
     if not user or not _valid_user(user) or not _ID.fullmatch(project):
         return b""
     return f"{project}:{user}".encode()
 
 
-def _first_value(pattern: re.Pattern[str], query: str) -> str:
-    for match in pattern.finditer(query):
-        value = decode_component(to_bytes(match.group(1)))[0].strip()
+def _first_value(pattern: re.Pattern[bytes], data: bytes) -> str:
+    for match in pattern.finditer(data):
+        value = decode_component(match.group(1))[0].strip()
         if value:
             return value
     return ""
@@ -231,17 +233,15 @@ def _host_project(host: str) -> str:
     return labels[0] if _ID.fullmatch(labels[0]) else ""
 
 
-def _project(a: str, host: str, flags: set[str]) -> tuple[str, Rejected | None]:
+def _project(a: str, host: str, flags: set[str]) -> str | Rejected:
     from_host = _host_project(host)
     if not a:
-        if not from_host:
-            return "", Rejected(MISSING_PROJECT_ID, "no a parameter and no numeric Host label")
-        return from_host, None
+        return from_host or Rejected(MISSING_PROJECT_ID, "no a parameter, no numeric Host label")
     if not _ID.fullmatch(a):
-        return "", Rejected(BAD_PROJECT_ID, f"a={a[:40]!r} is not a numeric project id")
+        return Rejected(BAD_PROJECT_ID, f"a={a[:40]!r} is not a numeric project id")
     if from_host and from_host != a:
         flags.add(PROJECT_HOST_MISMATCH)
-    return a, None
+    return a
 
 
 def _goals(values: Iterable[str], flags: set[str]) -> tuple[str, ...]:
@@ -270,8 +270,7 @@ def _bucket_pairs(raw: str, flags: set[str]) -> list[tuple[str, str]]:
     if not isinstance(obj, dict):
         flags.add(BAD_BUCKETS_COOKIE)
         return []
-    return [(key, value if isinstance(value, str) else
-             str(value) if isinstance(value, int) and not isinstance(value, bool) else "")
+    return [(key, value if isinstance(value, str) else str(value) if type(value) is int else "")
             for key, value in obj.items()]
 
 

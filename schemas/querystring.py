@@ -14,8 +14,11 @@ Never raises on input. Rules:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +28,18 @@ class Pairs:
 
 
 def to_bytes(text: str) -> bytes:
-    """`text` as UTF-8, lone surrogates kept as (invalid) bytes instead of raising."""
-    return text.encode("utf-8", "surrogatepass")
+    """`text` as UTF-8 without raising: surrogate escapes (U+DC80..U+DCFF, what a `surrogateescape`
+    decode makes of undecodable bytes) go back to their bytes, other lone surrogates stay as
+    (invalid) UTF-8 bytes, so a later decode replaces them."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def clean_text(text: str) -> str:
-    """`text` with lone surrogates replaced by U+FFFD (safe to encode as UTF-8 / JSON)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return to_bytes(text).decode("utf-8", "replace")
-    return text
+    """`text` with each lone surrogate replaced by U+FFFD (safe to encode as UTF-8 / JSON)."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def decode_component(raw: bytes, *, plus_is_space: bool = True) -> tuple[str, bool]:
