@@ -178,13 +178,12 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
     return Accepted((event,))
 
 
-def partition_key(query: str, host: str, cookie: str = "", *, body: bytes = b"") -> bytes:
+def partition_key(query: str, host: str, *, body: bytes = b"") -> bytes:
     """`b"<project>:<u>"` for the gateway's Kafka key (equal to `Event.key()`), b"" if unknown.
 
     Cheap: two regex scans, no full decode. Pass a POST's `body` (as `parse` reads it, after the
-    query). `cookie` is accepted and ignored: the visitor comes only from `u`, as in `parse`.
+    query). The visitor comes only from `u`, as in `parse`.
     """
-    del cookie
     data = to_bytes(query.removeprefix("?"))
     if body:
         data = data + b"&" + body
