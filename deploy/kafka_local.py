@@ -110,10 +110,10 @@ class KafkaBroker:
                 capture_output=True, text=True, check=True).stdout.strip()
             subprocess.run(_java(self.libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                  "-c", str(config)), capture_output=True, check=True)
-        log = (self.data_dir / "broker.log").open("ab")
-        self.process = subprocess.Popen(_java(self.libs, "kafka.Kafka", str(config)),
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        with (self.data_dir / "broker.log").open("ab") as log:
+            self.process = subprocess.Popen(_java(self.libs, "kafka.Kafka", str(config)),
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         process = self.process
         wait_until(lambda: port_open("127.0.0.1", self.port), timeout=timeout,
                    what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",

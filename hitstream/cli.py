@@ -3,6 +3,7 @@
     hitstream settings [--markdown]   every HITS_* variable, its default and meaning
     hitstream migrate                 apply the ClickHouse DDL (deploy/clickhouse/*.sql)
     hitstream topics                  create the hits topics
+    hitstream experiments add|list|remove   the experiment registry
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from hitstream import experiments
 from schemas.settings import FIELDS, env_name, load_settings
 
 
@@ -33,11 +35,14 @@ def main(argv: list[str] | None = None) -> int:
                    "HITS_CLICKHOUSE_URL=http://127.0.0.1:8123 hitstream migrate")
     sub.add_parser("topics", help="create the hits topics", description="example: "
                    "HITS_KAFKA_BOOTSTRAP=127.0.0.1:9092 hitstream topics")
+    experiments.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "settings":
         print(settings_table(args.markdown))
         return 0
     settings = load_settings()
+    if args.command == "experiments":
+        return experiments.run(args, settings)
     if args.command == "migrate":
         from deploy.migrate import migrate
         for name in migrate(settings):

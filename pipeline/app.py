@@ -19,6 +19,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from deploy.clickhouse_client import connect
 from pipeline import metrics, retries, rows
 from pipeline.derive import derive
+from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
 from pipeline.validate import validate
 from schemas import deadletter
@@ -62,7 +63,8 @@ def create_app(settings: Settings) -> faust.App:
     raw, events, rows_topic, dlq = topic(RAW), topic(EVENTS), topic(ROWS), topic(DLQ)
     first_seen = app.Table("retries", partitions=settings.partitions, key_type=bytes,
                            value_type=bytes, changelog_topic=None)
-    context = ParseContext(late_horizon_ms=settings.late_horizon_s * 1000)
+    registry = Registry(ParseContext(late_horizon_ms=settings.late_horizon_s * 1000),
+                        lambda: connect(settings))
     window_ms = settings.retry_window_s * 1000
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
 
@@ -75,7 +77,8 @@ def create_app(settings: Settings) -> faust.App:
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
             message = record.message
-            result = validate(record.value, message.partition, message.offset, context)
+            result = validate(record.value, message.partition, message.offset,
+                              registry.context)
             if isinstance(result, DeadLetter):
                 await dead_letter(result)
                 continue
@@ -110,6 +113,14 @@ def create_app(settings: Settings) -> faust.App:
                                               within=settings.sink_batch_seconds):
             await sink.write([_bundle(record.message.topic == dlq_name, record.value)
                               for record in batch])
+
+    @app.task
+    async def load_registry() -> None:
+        await registry.refresh()
+
+    @app.timer(interval=settings.registry_refresh_s)
+    async def refresh_registry() -> None:
+        await registry.refresh()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: Any, **_: Any) -> None:

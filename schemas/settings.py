@@ -57,6 +57,8 @@ class Settings:
                                "retry) is stored once.", 3600)
     late_horizon_s: int = _env("Events older than this when received are kept and flagged late.",
                                7 * 24 * 3600)
+    registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.",
+                                     5.0)
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
 
     def topic(self, name: str) -> str:
@@ -91,6 +93,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_session_timeout_s": lambda v: None if v >= 2 else "must be >= 2",
     "sink_batch_rows": lambda v: None if v >= 1 else "must be >= 1",
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
+    "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",
     "log_level": lambda v: None if v in {"DEBUG", "INFO", "WARNING", "ERROR"}
     else "must be DEBUG, INFO, WARNING or ERROR",
