@@ -47,7 +47,7 @@ CHDB_ONLY_FORMATS = frozenset({"dataframe", "arrowtable", "datastore"})
 DEFAULT_SESSION_TIMEOUT_S, MAX_SESSION_TIMEOUT_S = 60, 3600
 MAX_INSERT_HEAD = 256 * 1024  # ClickHouse's default max_query_size
 
-NOT_IMPLEMENTED, UNKNOWN_FORMAT, UNKNOWN_SETTING = 48, 73, 115
+NOT_IMPLEMENTED, SYNTAX_ERROR, UNKNOWN_FORMAT, UNKNOWN_SETTING = 48, 62, 73, 115
 CANNOT_DECOMPRESS, INVALID_SESSION_TIMEOUT, UNKNOWN_EXCEPTION = 271, 374, 1002
 # ClickHouse's exceptionCodeToHTTPStatus; every other code is a 500.
 _CODES_BY_STATUS = {
@@ -145,6 +145,8 @@ class InsertWithData:
 
 def build_spec(params: Mapping[str, str], headers: Mapping[str, str], sql: bytes) -> QuerySpec:
     """Decode URL (and form) parameters and headers the way ClickHouse's HTTPHandler does."""
+    if not sql.strip():
+        raise ClickHouseError(SYNTAX_ERROR, "Empty query")
     settings: dict[str, str] = {}
     binds: dict[str, str] = {}
     for key, value in params.items():

@@ -313,6 +313,9 @@ async def handle_query(request: web.Request) -> web.Response:
         reply = await loop.run_in_executor(pool, _serve, engine, raw)
     except ClickHouseError as error:
         return _error_response(error, query_id)
+    except ConnectionError:
+        log.info("client disconnected before its request was read")
+        return web.Response(status=400)
     except Exception:
         log.exception("unexpected failure serving a request")
         return _error_response(
@@ -361,7 +364,8 @@ def build_app(engine: Engine, pool: ThreadPoolExecutor, max_body_bytes: int) -> 
 async def serve(args: argparse.Namespace) -> None:
     engine = Engine(args.path)
     pool = ThreadPoolExecutor(args.workers, thread_name_prefix="chdb")
-    runner = web.AppRunner(build_app(engine, pool, args.max_body_mb << 20), access_log=None)
+    app = build_app(engine, pool, args.max_body_mb << 20)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False)  # bodies: decode_body
     try:
         await runner.setup()
         await web.TCPSite(runner, args.host, args.port).start()

@@ -18,7 +18,13 @@ def connect(settings: Settings, database: str | None = None) -> Client:
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1", port=parts.port or (8443 if secure else 8123),
-        secure=secure, username=settings.clickhouse_user, password=settings.clickhouse_password,
-        database=database, connect_timeout=5, send_receive_timeout=60,
-        autogenerate_session_id=False)
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if secure else 8123),
+        secure=secure,
+        username=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+        database=database,
+        connect_timeout=5,
+        send_receive_timeout=60,
+        autogenerate_session_id=False,
+    )

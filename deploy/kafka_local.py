@@ -27,8 +27,13 @@ POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j2.yaml"
 LIBS = ROOT / ".local" / "kafka" / "libs"
 RESOLVED = LIBS / ".resolved"
-JAVA_OPTS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-             "-Djava.awt.headless=true"]
+JAVA_OPTS = [
+    "-Xms256m",
+    "-Xmx768m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+]
 
 
 class KafkaSetupError(RuntimeError):
@@ -45,19 +50,35 @@ def resolve(libs: Path = LIBS) -> Path:
     if libs.exists():
         shutil.rmtree(libs)
     libs.mkdir(parents=True)
-    cmd = ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={libs}", "-DincludeScope=runtime"]
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise KafkaSetupError(f"Maven could not resolve the Kafka broker:\n{result.stdout}\n"
-                              f"{result.stderr}")
+        raise KafkaSetupError(
+            f"Maven could not resolve the Kafka broker:\n{result.stdout}\n{result.stderr}"
+        )
     marker.touch()
     return libs
 
 
 def _java(libs: Path, main: str, *args: str) -> list[str]:
-    return ["java", *JAVA_OPTS, f"-Dlog4j2.configurationFile={LOG4J}",
-            "-cp", f"{libs}/*", main, *args]
+    return [
+        "java",
+        *JAVA_OPTS,
+        f"-Dlog4j2.configurationFile={LOG4J}",
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
+    ]
 
 
 @dataclass
@@ -76,27 +97,31 @@ class KafkaBroker:
     def _write_config(self, controller_port: int) -> Path:
         logs = self.data_dir / "logs"
         config = self.data_dir / "server.properties"
-        config.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={logs}",
-            "auto.create.topics.enable=false",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=4",
-            "group.initial.rebalance.delay.ms=0",
-            "group.min.session.timeout.ms=1000",
-            "log.segment.bytes=67108864",
-            "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={logs}",
+                    "auto.create.topics.enable=false",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=8",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=4",
+                    "group.initial.rebalance.delay.ms=0",
+                    "group.min.session.timeout.ms=1000",
+                    "log.segment.bytes=67108864",
+                    "",
+                ]
+            )
+        )
         return config
 
     def start(self, timeout: float = 60.0) -> KafkaBroker:
@@ -107,17 +132,37 @@ class KafkaBroker:
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = subprocess.run(
                 _java(self.libs, "kafka.tools.StorageTool", "random-uuid"),
-                capture_output=True, text=True, check=True).stdout.strip()
-            subprocess.run(_java(self.libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                 "-c", str(config)), capture_output=True, check=True)
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            subprocess.run(
+                _java(
+                    self.libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                ),
+                capture_output=True,
+                check=True,
+            )
         with (self.data_dir / "broker.log").open("ab") as log:
-            self.process = subprocess.Popen(_java(self.libs, "kafka.Kafka", str(config)),
-                                            stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                _java(self.libs, "kafka.Kafka", str(config)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         process = self.process
-        wait_until(lambda: port_open("127.0.0.1", self.port), timeout=timeout,
-                   what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
-                   alive=lambda: process.poll() is None)
+        wait_until(
+            lambda: port_open("127.0.0.1", self.port),
+            timeout=timeout,
+            what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
+            alive=lambda: process.poll() is None,
+        )
         return self
 
     def stop(self, timeout: float = 30.0) -> None:

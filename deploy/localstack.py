@@ -30,12 +30,24 @@ def http_ok(url: str) -> bool:
 
 def start_clickhouse(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     """The chDB engine behind ClickHouse's HTTP interface (`deploy.chdb_server`)."""
-    process = services.spawn(services.python_module(
-        "deploy.chdb_server", "--path", str(data_dir), "--host", "127.0.0.1",
-        "--port", str(port)), log)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ping"), timeout=60,
-               what=f"ClickHouse engine on port {port} (log: {log})",
-               alive=lambda: process.poll() is None)
+    process = services.spawn(
+        services.python_module(
+            "deploy.chdb_server",
+            "--path",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ),
+        log,
+    )
+    wait_until(
+        lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
+        timeout=60,
+        what=f"ClickHouse engine on port {port} (log: {log})",
+        alive=lambda: process.poll() is None,
+    )
     return process
 
 
@@ -53,15 +65,18 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.kafka = KafkaBroker(self.root / "kafka", self.kafka_port).start()
         self.clickhouse_port = self.clickhouse_port or free_port()
-        self.clickhouse = start_clickhouse(self.root / "clickhouse", self.clickhouse_port,
-                                           self.root / "logs" / "clickhouse.log")
+        self.clickhouse = start_clickhouse(
+            self.root / "clickhouse", self.clickhouse_port, self.root / "logs" / "clickhouse.log"
+        )
         return self
 
     def settings(self, **overrides: Any) -> Settings:
         assert self.kafka is not None
-        base = Settings(kafka_bootstrap=self.kafka.bootstrap,
-                        clickhouse_url=f"http://127.0.0.1:{self.clickhouse_port}",
-                        data_dir=str(self.root / "worker"))
+        base = Settings(
+            kafka_bootstrap=self.kafka.bootstrap,
+            clickhouse_url=f"http://127.0.0.1:{self.clickhouse_port}",
+            data_dir=str(self.root / "worker"),
+        )
         return replace(base, **overrides)
 
     def stop(self) -> None:
@@ -79,15 +94,31 @@ def prepare(settings: Settings) -> None:
     migrate(settings)
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    return services.spawn(services.python_module("pipeline.worker"), log, to_environ(settings))
+def start_worker(
+    settings: Settings, log: Path, wait: bool = False, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start a worker; with `wait`, return once its web server (/metrics) answers."""
+    process = services.spawn(services.python_module("pipeline.worker"), log, to_environ(settings))
+    if wait:
+        url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+        wait_until(
+            lambda: http_ok(url),
+            timeout=timeout,
+            what=f"worker (log: {log})",
+            alive=lambda: process.poll() is None,
+        )
+    return process
 
 
 def start_gateway(settings: Settings, log: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
     process = services.spawn(services.python_module("gateway"), log, to_environ(settings))
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
-    wait_until(lambda: http_ok(url), timeout=timeout, what=f"gateway at {url} (log: {log})",
-               alive=lambda: process.poll() is None)
+    wait_until(
+        lambda: http_ok(url),
+        timeout=timeout,
+        what=f"gateway at {url} (log: {log})",
+        alive=lambda: process.poll() is None,
+    )
     return process
 
 

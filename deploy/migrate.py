@@ -54,9 +54,11 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
             text = path.read_text()
             for statement in statements(text):
                 client.command(statement)
-            client.insert("schema_migrations",
-                          [[int(path.name[:3]), path.name, hashlib.sha256(text.encode()).hexdigest()]],
-                          column_names=["version", "name", "checksum"])
+            client.insert(
+                "schema_migrations",
+                [[int(path.name[:3]), path.name, hashlib.sha256(text.encode()).hexdigest()]],
+                column_names=["version", "name", "checksum"],
+            )
             applied.append(path.name)
         return applied
     finally:

@@ -21,8 +21,14 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               interval: float = 0.1, alive: Callable[[], bool] = lambda: True) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
     """Poll `check` until it is true; raise TimeoutError naming `what` after `timeout` seconds.
 
     `alive` lets the caller stop waiting early when the process it waits for has died.

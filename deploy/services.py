@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 
-def spawn(argv: list[str], log: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `argv` in its own session (so `make run` can return), output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, cwd=cwd,
-                                start_new_session=True)
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -26,7 +35,6 @@ def python_module(module: str, *args: str) -> list[str]:
 
 def stop_pid(pid: int, timeout: float = 20.0) -> None:
     """SIGTERM, then SIGKILL after `timeout` seconds; a pid already gone is fine."""
-    import time
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -38,10 +46,8 @@ def stop_pid(pid: int, timeout: float = 20.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

@@ -15,7 +15,6 @@ import json
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from deploy import services
 from deploy.kafka_local import ROOT, KafkaBroker
@@ -51,23 +50,37 @@ def up() -> int:
     ch_port = _port(8123)
     clickhouse = start_clickhouse(LOCAL / "clickhouse", ch_port, LOGS / "clickhouse.log")
     print(f"ClickHouse (chDB) http://127.0.0.1:{ch_port}")
-    settings = replace(settings, kafka_bootstrap=kafka.bootstrap,
-                       clickhouse_url=f"http://127.0.0.1:{ch_port}",
-                       data_dir=str(LOCAL / "data" / "worker"),
-                       gateway_port=_port(settings.gateway_port),
-                       worker_web_port=_port(settings.worker_web_port),
-                       kafka_session_timeout_s=min(settings.kafka_session_timeout_s, 6.0))
+    settings = replace(
+        settings,
+        kafka_bootstrap=kafka.bootstrap,
+        clickhouse_url=f"http://127.0.0.1:{ch_port}",
+        data_dir=str(LOCAL / "data" / "worker"),
+        gateway_port=_port(settings.gateway_port),
+        worker_web_port=_port(settings.worker_web_port),
+        kafka_session_timeout_s=min(settings.kafka_session_timeout_s, 6.0),
+    )
     prepare(settings)
-    worker = start_worker(settings, LOGS / "worker.log")
+    worker = start_worker(settings, LOGS / "worker.log", wait=True)
     gateway = start_gateway(settings, LOGS / "gateway.log")
     assert kafka.process is not None
     STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps({
-        "pids": {"gateway": gateway.pid, "worker": worker.pid, "clickhouse": clickhouse.pid,
-                 "kafka": kafka.process.pid},
-        "gateway": f"http://127.0.0.1:{settings.gateway_port}",
-        "clickhouse": settings.clickhouse_url, "kafka": kafka.bootstrap,
-        "database": settings.clickhouse_database}, indent=2))
+    STATE.write_text(
+        json.dumps(
+            {
+                "pids": {
+                    "gateway": gateway.pid,
+                    "worker": worker.pid,
+                    "clickhouse": clickhouse.pid,
+                    "kafka": kafka.process.pid,
+                },
+                "gateway": f"http://127.0.0.1:{settings.gateway_port}",
+                "clickhouse": settings.clickhouse_url,
+                "kafka": kafka.bootstrap,
+                "database": settings.clickhouse_database,
+            },
+            indent=2,
+        )
+    )
     print(f"up in {time.monotonic() - began:.1f} s\n")
     return status()
 
@@ -103,8 +116,11 @@ def down() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.stack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["up", "down", "status"])
     return {"up": up, "down": down, "status": status}[parser.parse_args().command]()
 

@@ -18,11 +18,17 @@ def main() -> None:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                access_log=None, print=lambda text: print(text, flush=True),
-                loop=uvloop.new_event_loop())
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        access_log=None,
+        print=lambda text: print(text, flush=True),
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

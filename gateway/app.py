@@ -40,8 +40,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     ready = request.app[PUBLISHER].started
-    return web.json_response({"status": "ready" if ready else "starting",
-                              "kafka": ready}, status=200 if ready else 503)
+    return web.json_response(
+        {"status": "ready" if ready else "starting", "kafka": ready}, status=200 if ready else 503
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -30,8 +30,11 @@ def cors_headers(request: web.Request) -> dict[str, str]:
     origin = request.headers.get("Origin")
     if not origin:
         return {"Access-Control-Allow-Origin": "*"}
-    return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-            "Vary": "Origin"}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
 
 
 def beacon_response(request: web.Request) -> web.Response:
@@ -42,19 +45,26 @@ def beacon_response(request: web.Request) -> web.Response:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers={
-        **cors_headers(request), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": request.headers.get("Access-Control-Request-Headers",
-                                                            "Content-Type"),
-        "Access-Control-Max-Age": "86400"})
+    return web.Response(
+        status=204,
+        headers={
+            **cors_headers(request),
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get(
+                "Access-Control-Request-Headers", "Content-Type"
+            ),
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
 async def optimizely_event(request: web.Request) -> web.Response:
     started = time.perf_counter()
     settings = request.app[SETTINGS]
     hit = await capture(request, "optimizely", settings.max_body_bytes)
-    key = optimizely.partition_key(hit.query, hit.header("host"),
-                                   body=hit.body if hit.method == "POST" else b"")
+    key = optimizely.partition_key(
+        hit.query, hit.header("host"), body=hit.body if hit.method == "POST" else b""
+    )
     try:
         await request.app[PUBLISHER].publish(settings.topic(RAW), rawhit.encode(hit), key)
         metrics.HITS.labels("optimizely", "published").inc()

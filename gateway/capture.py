@@ -9,8 +9,17 @@ from aiohttp import web
 
 from schemas.rawhit import REJECT_HEADER, RawHit
 
-KEPT_HEADERS = ("host", "user-agent", "referer", "origin", "cookie", "content-type", "accept",
-                "x-forwarded-for", "accept-language")
+KEPT_HEADERS = (
+    "host",
+    "user-agent",
+    "referer",
+    "origin",
+    "cookie",
+    "content-type",
+    "accept",
+    "x-forwarded-for",
+    "accept-language",
+)
 
 
 def new_hit_id() -> str:
@@ -26,7 +35,14 @@ async def capture(request: web.Request, kind: str, max_body: int) -> RawHit:
         if len(body) > max_body:
             headers[REJECT_HEADER] = f"body_too_large: more than {max_body} bytes"
             body = body[:max_body]
-    return RawHit(hit_id=new_hit_id(), kind=kind, received_at_ms=time.time_ns() // 1_000_000,
-                  method=request.method, path=request.path,
-                  query=request.rel_url.raw_query_string, headers=headers, body=body,
-                  remote_addr=request.remote or "")
+    return RawHit(
+        hit_id=new_hit_id(),
+        kind=kind,
+        received_at_ms=time.time_ns() // 1_000_000,
+        method=request.method,
+        path=request.path,
+        query=request.rel_url.raw_query_string,
+        headers=headers,
+        body=body,
+        remote_addr=request.remote or "",
+    )

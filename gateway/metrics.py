@@ -3,8 +3,14 @@
 from prometheus_client import Counter, Histogram
 
 HITS = Counter("hitstream_gateway_hits_total", "Requests received", ["protocol", "outcome"])
-PUBLISH_FAILURES = Counter("hitstream_gateway_publish_failures_total",
-                           "Publishes not acknowledged within the deadline", ["topic"])
-LATENCY = Histogram("hitstream_gateway_request_seconds", "Time to answer", ["protocol"],
-                    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                             2.5, 5))
+PUBLISH_FAILURES = Counter(
+    "hitstream_gateway_publish_failures_total",
+    "Publishes not acknowledged within the deadline",
+    ["topic"],
+)
+LATENCY = Histogram(
+    "hitstream_gateway_request_seconds",
+    "Time to answer",
+    ["protocol"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)

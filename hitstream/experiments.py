@@ -12,12 +12,14 @@ COLUMNS = ["tenant", "experiment_id", "variation_id", "is_control", "weight", "n
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
-        "experiments", help="manage the experiment registry",
+        "experiments",
+        help="manage the experiment registry",
         description="examples:\n  hitstream experiments add --tenant 1234567 --experiment "
         "87654321 --variations 1111111,2222222 --control 1111111\n"
         "  hitstream experiments list\n"
         "  hitstream experiments remove --tenant 1234567 --experiment 87654321",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = parser.add_subparsers(dest="verb", required=True)
     add = verbs.add_parser("add", help="add or replace an experiment")
     add.add_argument("--tenant", required=True)
@@ -36,15 +38,18 @@ def rows_for(args: argparse.Namespace) -> list[list[object]]:
     variations = [v.strip() for v in args.variations.split(",") if v.strip()]
     if not variations:
         raise SystemExit("--variations needs at least one id")
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else \
-        [1.0] * len(variations)
+    weights = (
+        [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(variations)
+    )
     if len(weights) != len(variations) or any(w <= 0 for w in weights):
         raise SystemExit("--weights needs one positive share per variation")
     control = args.control or variations[0]
     if control not in variations:
         raise SystemExit(f"--control {control} is not one of the variations")
-    return [[args.tenant, args.experiment, v, int(v == control), w, args.name, 0]
-            for v, w in zip(variations, weights, strict=True)]
+    return [
+        [args.tenant, args.experiment, v, int(v == control), w, args.name, 0]
+        for v, w in zip(variations, weights, strict=True)
+    ]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,20 +61,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         elif args.verb == "remove":
             current = client.query(
                 "SELECT variation_id FROM experiments FINAL WHERE tenant = {t:String} "
-                "AND experiment_id = {e:String}", parameters={"t": args.tenant,
-                                                              "e": args.experiment})
-            client.insert("experiments", [[args.tenant, args.experiment, v, 0, 1.0, "", 1]
-                                          for (v,) in current.result_rows], column_names=COLUMNS)
+                "AND experiment_id = {e:String}",
+                parameters={"t": args.tenant, "e": args.experiment},
+            )
+            client.insert(
+                "experiments",
+                [[args.tenant, args.experiment, v, 0, 1.0, "", 1] for (v,) in current.result_rows],
+                column_names=COLUMNS,
+            )
             print(f"experiment {args.experiment} of {args.tenant}: removed")
         else:
             result = client.query(
                 "SELECT tenant, experiment_id, name, groupArray(variation_id), "
                 "anyIf(variation_id, is_control = 1), groupArray(weight) FROM experiments FINAL "
-                "WHERE deleted = 0 GROUP BY tenant, experiment_id, name ORDER BY 1, 2")
+                "WHERE deleted = 0 GROUP BY tenant, experiment_id, name ORDER BY 1, 2"
+            )
             for tenant, experiment, name, variations, control, weights in result.result_rows:
                 split = "/".join(f"{w:g}" for w in weights)
-                print(f"{tenant}\t{experiment}\t{name or '-'}\tvariations "
-                      f"{','.join(variations)}\tcontrol {control}\tsplit {split}")
+                print(
+                    f"{tenant}\t{experiment}\t{name or '-'}\tvariations "
+                    f"{','.join(variations)}\tcontrol {control}\tsplit {split}"
+                )
         return 0
     finally:
         client.close()

@@ -57,35 +57,45 @@ def create_app(settings: Settings) -> faust.App:
     setup_prometheus_sensors(app)
 
     def topic(name: str) -> Any:
-        return app.topic(settings.topic(name), partitions=settings.partitions,
-                         key_type=bytes, value_type=bytes)
+        return app.topic(
+            settings.topic(name), partitions=settings.partitions, key_type=bytes, value_type=bytes
+        )
 
     raw, events, rows_topic, dlq = topic(RAW), topic(EVENTS), topic(ROWS), topic(DLQ)
-    first_seen = app.Table("retries", partitions=settings.partitions, key_type=bytes,
-                           value_type=bytes, changelog_topic=None)
-    registry = Registry(ParseContext(late_horizon_ms=settings.late_horizon_s * 1000),
-                        lambda: connect(settings))
+    first_seen = app.Table(
+        "retries",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=None,
+    )
+    registry = Registry(
+        ParseContext(late_horizon_ms=settings.late_horizon_s * 1000), lambda: connect(settings)
+    )
     window_ms = settings.retry_window_s * 1000
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
 
     async def dead_letter(letter: DeadLetter) -> None:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
-        await dlq.send(key=letter.hit_id.encode(), value=deadletter.encode(letter),
-                       partition=letter.lineage.partition)
+        await dlq.send(
+            key=letter.hit_id.encode(),
+            value=deadletter.encode(letter),
+            partition=letter.lineage.partition,
+        )
 
     @app.agent(raw, concurrency=1)
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
             message = record.message
-            result = validate(record.value, message.partition, message.offset,
-                              registry.context)
+            result = validate(record.value, message.partition, message.offset, registry.context)
             if isinstance(result, DeadLetter):
                 await dead_letter(result)
                 continue
             for item in result:
                 metrics.EVENTS.labels(item.source).inc()
-                await events.send(key=item.key(), value=event_codec.encode(item),
-                                  partition=message.partition)
+                await events.send(
+                    key=item.key(), value=event_codec.encode(item), partition=message.partition
+                )
 
     @app.agent(events, concurrency=1)
     async def dedup_and_derive(stream: faust.StreamT[bytes]) -> None:
@@ -95,24 +105,34 @@ def create_app(settings: Settings) -> faust.App:
             if item.fingerprint:
                 key = f"{item.tenant}|{item.fingerprint}".encode()
                 duplicate_of, new_value = retries.retry_of(
-                    retries.decode(first_seen.get(key)), item.event_id, item.received_at_ms,
-                    window_ms)
+                    retries.decode(first_seen.get(key)),
+                    item.event_id,
+                    item.received_at_ms,
+                    window_ms,
+                )
                 if new_value is not None:
                     first_seen[key] = retries.encode(new_value)
                 if duplicate_of is not None:
                     metrics.RETRY_DUPLICATES.inc()
             bundle = derive(item, duplicate_of)
-            await rows_topic.send(key=record.message.key, value=rows.encode(bundle),
-                                  partition=record.message.partition)
+            await rows_topic.send(
+                key=record.message.key,
+                value=rows.encode(bundle),
+                partition=record.message.partition,
+            )
 
-    @app.agent(app.topic(settings.topic(ROWS), settings.topic(DLQ), key_type=bytes,
-                         value_type=bytes), concurrency=1)
+    @app.agent(
+        app.topic(settings.topic(ROWS), settings.topic(DLQ), key_type=bytes, value_type=bytes),
+        concurrency=1,
+    )
     async def sink_rows(stream: faust.StreamT[bytes]) -> None:
         dlq_name = settings.topic(DLQ)
-        async for batch in stream.take_events(settings.sink_batch_rows,
-                                              within=settings.sink_batch_seconds):
-            await sink.write([_bundle(record.message.topic == dlq_name, record.value)
-                              for record in batch])
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.sink_batch_rows, within=settings.sink_batch_seconds
+        ):
+            await sink.write(
+                [_bundle(record.message.topic == dlq_name, record.value) for record in batch]
+            )
 
     @app.task
     async def load_registry() -> None:
@@ -123,7 +143,7 @@ def create_app(settings: Settings) -> faust.App:
         await registry.refresh()
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: faust.App, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         sink.progress.forget()
 
     return app

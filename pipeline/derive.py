@@ -35,20 +35,64 @@ def derive(event: Event, duplicate_of: str | None = None) -> RowBundle:
 
 
 def _event_row(e: Event, duplicate_of: str | None) -> list[Any]:
-    return [e.tenant, e.event_id, e.hit_id, e.source, e.visitor_id, e.session_id, e.account_id,
-            e.name, e.occurred_at_ms, e.received_at_ms, e.experiments, list(e.goals),
-            e.value_cents, e.dimensions, orjson.dumps(e.properties).decode(), e.page_url,
-            e.referrer, e.user_agent, e.device_type, list(e.flags), duplicate_of]
+    return [
+        e.tenant,
+        e.event_id,
+        e.hit_id,
+        e.source,
+        e.visitor_id,
+        e.session_id,
+        e.account_id,
+        e.name,
+        e.occurred_at_ms,
+        e.received_at_ms,
+        e.experiments,
+        list(e.goals),
+        e.value_cents,
+        e.dimensions,
+        orjson.dumps(e.properties).decode(),
+        e.page_url,
+        e.referrer,
+        e.user_agent,
+        e.device_type,
+        list(e.flags),
+        duplicate_of,
+    ]
 
 
 def _impression_row(e: Event, experiment: str, variation: str) -> list[Any]:
-    return [e.tenant, experiment, variation, e.visitor_id,
-            stable_id("impression", e.event_id, experiment), e.event_id, e.source, e.session_id,
-            e.occurred_at_ms, e.received_at_ms, e.dimensions, e.user_agent, e.device_type,
-            list(e.flags)]
+    return [
+        e.tenant,
+        experiment,
+        variation,
+        e.visitor_id,
+        stable_id("impression", e.event_id, experiment),
+        e.event_id,
+        e.source,
+        e.session_id,
+        e.occurred_at_ms,
+        e.received_at_ms,
+        e.dimensions,
+        e.user_agent,
+        e.device_type,
+        list(e.flags),
+    ]
 
 
 def _conversion_row(e: Event, goal: str) -> list[Any]:
-    return [e.tenant, goal, e.visitor_id, stable_id("conversion", e.event_id, goal), e.event_id,
-            e.name, e.source, e.session_id, e.value_cents, e.experiments, e.occurred_at_ms,
-            e.received_at_ms, e.dimensions, list(e.flags)]
+    return [
+        e.tenant,
+        goal,
+        e.visitor_id,
+        stable_id("conversion", e.event_id, goal),
+        e.event_id,
+        e.name,
+        e.source,
+        e.session_id,
+        e.value_cents,
+        e.experiments,
+        e.occurred_at_ms,
+        e.received_at_ms,
+        e.dimensions,
+        list(e.flags),
+    ]

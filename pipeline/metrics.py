@@ -4,13 +4,15 @@ from prometheus_client import Counter, Histogram
 
 HITS_READ = Counter("hitstream_worker_raw_hits_total", "Raw hits read", ["kind"])
 EVENTS = Counter("hitstream_worker_events_total", "Canonical events validated", ["source"])
-DEAD_LETTERS = Counter("hitstream_worker_dead_letters_total", "Dead letters written",
-                       ["stage", "reason"])
-RETRY_DUPLICATES = Counter("hitstream_worker_retry_duplicates_total",
-                           "Exact client retries stored once")
+DEAD_LETTERS = Counter(
+    "hitstream_worker_dead_letters_total", "Dead letters written", ["stage", "reason"]
+)
+RETRY_DUPLICATES = Counter(
+    "hitstream_worker_retry_duplicates_total", "Exact client retries stored once"
+)
 SINK_ROWS = Counter("hitstream_sink_rows_total", "Rows stored in ClickHouse", ["table"])
-SINK_SKIPPED = Counter("hitstream_sink_replayed_rows_total",
-                       "Bundles skipped because ClickHouse already holds them")
+SINK_SKIPPED = Counter(
+    "hitstream_sink_replayed_rows_total", "Bundles skipped because ClickHouse already holds them"
+)
 SINK_RETRIES = Counter("hitstream_sink_retries_total", "ClickHouse calls retried")
-SINK_FLUSH_SECONDS = Histogram("hitstream_sink_flush_seconds", "Duration of one insert",
-                               ["table"])
+SINK_FLUSH_SECONDS = Histogram("hitstream_sink_flush_seconds", "Duration of one insert", ["table"])

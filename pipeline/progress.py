@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.rows import RowBundle
 
-MarkKey = tuple[str, str, int]          # table, stage, raw partition
+MarkKey = tuple[str, str, int]  # table, stage, raw partition
 
 
 @dataclass(slots=True)

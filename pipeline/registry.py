@@ -39,7 +39,8 @@ class Registry:
         client = self._connect()
         try:
             return variations_by_experiment(
-                [(str(e), [str(v) for v in vs]) for e, vs in client.query(QUERY).result_rows])
+                [(str(e), [str(v) for v in vs]) for e, vs in client.query(QUERY).result_rows]
+            )
         finally:
             client.close()
 
@@ -47,7 +48,7 @@ class Registry:
         """Reload; on failure keep the last registry (a ClickHouse outage must not stop parsing)."""
         try:
             experiments = await asyncio.to_thread(self._read)
-        except Exception as exc:  # noqa: BLE001 - any read failure leaves the old registry
+        except Exception as exc:
             log.warning("experiment registry not refreshed: %s", exc)
             return
         if experiments != self.context.experiments:

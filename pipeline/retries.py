@@ -15,8 +15,9 @@ class FirstSeen:
     received_at_ms: int
 
 
-def retry_of(first: FirstSeen | None, event_id: str, received_at_ms: int,
-             window_ms: int) -> tuple[str | None, FirstSeen | None]:
+def retry_of(
+    first: FirstSeen | None, event_id: str, received_at_ms: int, window_ms: int
+) -> tuple[str | None, FirstSeen | None]:
     """Return (id of the event this one repeats or None, the new table value or None to keep).
 
     Time is the hits' receive time, never the wall clock, so replays decide the same way.

@@ -14,19 +14,79 @@ import orjson
 from schemas.deadletter import DeadLetter
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "events": ("tenant", "event_id", "hit_id", "source", "visitor_id", "session_id", "account_id",
-               "name", "occurred_at", "received_at", "experiments", "goals", "value_cents",
-               "dimensions", "properties", "page_url", "referrer", "user_agent", "device_type",
-               "flags", "duplicate_of", "src_partition", "src_pos"),
-    "impressions": ("tenant", "experiment_id", "variation_id", "visitor_id", "impression_id",
-                    "event_id", "source", "session_id", "occurred_at", "received_at",
-                    "dimensions", "user_agent", "device_type", "flags", "src_partition",
-                    "src_pos"),
-    "conversions": ("tenant", "goal_id", "visitor_id", "conversion_id", "event_id", "event_name",
-                    "source", "session_id", "value_cents", "experiments", "occurred_at",
-                    "received_at", "dimensions", "flags", "src_partition", "src_pos"),
-    "dead_letters": ("dlq_id", "hit_id", "stage", "reason", "detail", "source", "received_at",
-                     "raw", "src_partition", "src_pos"),
+    "events": (
+        "tenant",
+        "event_id",
+        "hit_id",
+        "source",
+        "visitor_id",
+        "session_id",
+        "account_id",
+        "name",
+        "occurred_at",
+        "received_at",
+        "experiments",
+        "goals",
+        "value_cents",
+        "dimensions",
+        "properties",
+        "page_url",
+        "referrer",
+        "user_agent",
+        "device_type",
+        "flags",
+        "duplicate_of",
+        "src_partition",
+        "src_pos",
+    ),
+    "impressions": (
+        "tenant",
+        "experiment_id",
+        "variation_id",
+        "visitor_id",
+        "impression_id",
+        "event_id",
+        "source",
+        "session_id",
+        "occurred_at",
+        "received_at",
+        "dimensions",
+        "user_agent",
+        "device_type",
+        "flags",
+        "src_partition",
+        "src_pos",
+    ),
+    "conversions": (
+        "tenant",
+        "goal_id",
+        "visitor_id",
+        "conversion_id",
+        "event_id",
+        "event_name",
+        "source",
+        "session_id",
+        "value_cents",
+        "experiments",
+        "occurred_at",
+        "received_at",
+        "dimensions",
+        "flags",
+        "src_partition",
+        "src_pos",
+    ),
+    "dead_letters": (
+        "dlq_id",
+        "hit_id",
+        "stage",
+        "reason",
+        "detail",
+        "source",
+        "received_at",
+        "raw",
+        "src_partition",
+        "src_pos",
+    ),
 }
 TIME_COLUMNS = frozenset({"occurred_at", "received_at"})
 # DateTime64(3) holds 1900-01-01 .. 2299-12-31; outside it ClickHouse clamps or wraps silently.
@@ -36,9 +96,9 @@ MAX_TIME_MS = 10413791999999
 
 @dataclass(frozen=True, slots=True)
 class RowBundle:
-    stage: str                       # the stage that produced the rows (derive, validate, ...)
-    partition: int                   # raw partition
-    position: int                    # Lineage.position in that partition
+    stage: str  # the stage that produced the rows (derive, validate, ...)
+    partition: int  # raw partition
+    position: int  # Lineage.position in that partition
     tables: dict[str, list[list[Any]]]
 
     def row_count(self) -> int:
@@ -46,8 +106,9 @@ class RowBundle:
 
 
 def encode(bundle: RowBundle) -> bytes:
-    return orjson.dumps({"stage": bundle.stage, "p": bundle.partition, "pos": bundle.position,
-                         "t": bundle.tables})
+    return orjson.dumps(
+        {"stage": bundle.stage, "p": bundle.partition, "pos": bundle.position, "t": bundle.tables}
+    )
 
 
 def decode(data: bytes) -> RowBundle:
@@ -56,11 +117,21 @@ def decode(data: bytes) -> RowBundle:
 
 
 def dead_letter_bundle(letter: DeadLetter) -> RowBundle:
-    row = [letter.dlq_id, letter.hit_id, letter.stage, letter.reason, letter.detail,
-           letter.source, clamp_time(letter.received_at_ms), letter.raw,
-           letter.lineage.partition, letter.lineage.position]
-    return RowBundle(letter.stage, letter.lineage.partition, letter.lineage.position,
-                     {"dead_letters": [row]})
+    row = [
+        letter.dlq_id,
+        letter.hit_id,
+        letter.stage,
+        letter.reason,
+        letter.detail,
+        letter.source,
+        clamp_time(letter.received_at_ms),
+        letter.raw,
+        letter.lineage.partition,
+        letter.lineage.position,
+    ]
+    return RowBundle(
+        letter.stage, letter.lineage.partition, letter.lineage.position, {"dead_letters": [row]}
+    )
 
 
 def clamp_time(ms: int) -> int:

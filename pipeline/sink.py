@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from functools import partial
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ def is_retriable(exc: Exception) -> bool:
     code = getattr(exc, "code", None)
     if code is None:
         text = str(exc)
-        code = int(text[6:text.find(".")]) if text.startswith("Code: ") and "." in text else None
+        code = int(text[6 : text.find(".")]) if text.startswith("Code: ") and "." in text else None
     return code in RETRIABLE_CODES or code is None
 
 
@@ -72,13 +73,14 @@ class ClickHouseSink:
 
     def _read_marks(self, partitions: set[int]) -> list[tuple[str, str, int, int]]:
         client = self._client_now()
-        found = []
+        found: list[tuple[str, str, int, int]] = []
         for table in COLUMNS:
             stage = STAGE_COLUMN.get(table, "'derive'")
             result = client.query(
                 f"SELECT {stage}, src_partition, max(src_pos) FROM {table} "
                 "WHERE src_partition IN {parts:Array(UInt16)} GROUP BY 1, 2",
-                parameters={"parts": sorted(partitions)})
+                parameters={"parts": sorted(partitions)},
+            )
             found.extend((table, s, int(p), int(pos)) for s, p, pos in result.result_rows)
         return found
 
@@ -87,16 +89,21 @@ class ClickHouseSink:
         try:
             await self._retrying(f"insert into {batch.table}", lambda: self._insert(batch, token))
         except DatabaseError as exc:  # the data itself is refused: store what can be stored
-            log.error("ClickHouse refused a batch for %s (%s); inserting row by row",
-                      batch.table, exc)
+            log.error(
+                "ClickHouse refused a batch for %s (%s); inserting row by row", batch.table, exc
+            )
             return await self._store_row_by_row(batch, token)
         metrics.SINK_ROWS.labels(batch.table).inc(len(batch.rows))
         return len(batch.rows)
 
     def _insert(self, batch: TableBatch, token: str) -> None:
         with metrics.SINK_FLUSH_SECONDS.labels(batch.table).time():
-            self._client_now().insert(batch.table, batch.rows, column_names=COLUMNS[batch.table],
-                                      settings={"insert_deduplication_token": token})
+            self._client_now().insert(
+                batch.table,
+                batch.rows,
+                column_names=COLUMNS[batch.table],
+                settings={"insert_deduplication_token": token},
+            )
 
     async def _store_row_by_row(self, batch: TableBatch, token: str) -> int:
         stored = 0
@@ -104,14 +111,14 @@ class ClickHouseSink:
         for i, row in enumerate(batch.rows):
             one = TableBatch(batch.table, [row], batch.ranges)
             try:
-                await self._retrying("insert one row", lambda one=one, i=i: self._insert(
-                    one, f"{token}#{i}"))
+                await self._retrying("insert one row", partial(self._insert, one, f"{token}#{i}"))
                 stored += 1
             except DatabaseError as exc:
                 letter = _unstorable(batch.table, dict(zip(columns, row, strict=False)), exc)
                 dlq = TableBatch("dead_letters", [_dead_letter_row(letter)], {})
-                await self._retrying("dead-letter a row", lambda dlq=dlq, i=i: self._insert(
-                    dlq, f"{token}#{i}#dlq"))
+                await self._retrying(
+                    "dead-letter a row", partial(self._insert, dlq, f"{token}#{i}#dlq")
+                )
                 metrics.SINK_ROWS.labels("dead_letters").inc()
         return stored
 
@@ -133,26 +140,52 @@ class ClickHouseSink:
 
 
 def _out_of_range(bundle: RowBundle) -> RowBundle:
-    letter = DeadLetter(hit_id="", stage="sink", reason="time_out_of_range",
-                        detail="a time column is outside ClickHouse's DateTime64 range",
-                        source="", received_at_ms=0, raw=orjson.dumps(bundle.tables).decode(),
-                        lineage=Lineage(partition=bundle.partition,
-                                        offset=bundle.position // MAX_EVENTS_PER_HIT,
-                                        index=bundle.position % MAX_EVENTS_PER_HIT))
-    return RowBundle("sink", bundle.partition, bundle.position,
-                     {"dead_letters": [_dead_letter_row(letter, bundle.position)]})
+    letter = DeadLetter(
+        hit_id="",
+        stage="sink",
+        reason="time_out_of_range",
+        detail="a time column is outside ClickHouse's DateTime64 range",
+        source="",
+        received_at_ms=0,
+        raw=orjson.dumps(bundle.tables).decode(),
+        lineage=Lineage(
+            partition=bundle.partition,
+            offset=bundle.position // MAX_EVENTS_PER_HIT,
+            index=bundle.position % MAX_EVENTS_PER_HIT,
+        ),
+    )
+    return RowBundle(
+        "sink",
+        bundle.partition,
+        bundle.position,
+        {"dead_letters": [_dead_letter_row(letter, bundle.position)]},
+    )
 
 
 def _unstorable(table: str, row: dict[str, Any], exc: Exception) -> DeadLetter:
-    return DeadLetter(hit_id=str(row.get("hit_id", "")), stage="sink",
-                      reason="clickhouse_rejected", detail=f"{table}: {str(exc)[:500]}",
-                      source=str(row.get("source", "")), received_at_ms=0,
-                      raw=orjson.dumps(row, default=str).decode(),
-                      lineage=Lineage(partition=int(row.get("src_partition", 0))))
+    return DeadLetter(
+        hit_id=str(row.get("hit_id", "")),
+        stage="sink",
+        reason="clickhouse_rejected",
+        detail=f"{table}: {str(exc)[:500]}",
+        source=str(row.get("source", "")),
+        received_at_ms=0,
+        raw=orjson.dumps(row, default=str).decode(),
+        lineage=Lineage(partition=int(row.get("src_partition", 0))),
+    )
 
 
 def _dead_letter_row(letter: DeadLetter, position: int | None = None) -> list[Any]:
     pos = letter.lineage.position if position is None else position
-    return [letter.dlq_id, letter.hit_id, letter.stage, letter.reason, letter.detail,
-            letter.source, letter.received_at_ms, letter.raw, max(letter.lineage.partition, 0),
-            max(pos, 0)]
+    return [
+        letter.dlq_id,
+        letter.hit_id,
+        letter.stage,
+        letter.reason,
+        letter.detail,
+        letter.source,
+        letter.received_at_ms,
+        letter.raw,
+        max(letter.lineage.partition, 0),
+        max(pos, 0),
+    ]

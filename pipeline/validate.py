@@ -11,8 +11,9 @@ from schemas.formats import ParseContext, parse
 from schemas.outcome import Rejected
 
 
-def validate(data: bytes, partition: int, offset: int,
-             context: ParseContext) -> tuple[Event, ...] | DeadLetter:
+def validate(
+    data: bytes, partition: int, offset: int, context: ParseContext
+) -> tuple[Event, ...] | DeadLetter:
     """Decode and parse one raw message read at `partition`@`offset`.
 
     Events get their lineage (where in `hits.raw` they came from); a rejection becomes a dead
@@ -21,9 +22,16 @@ def validate(data: bytes, partition: int, offset: int,
     try:
         hit = rawhit.decode(data)
     except rawhit.RawHitError as exc:
-        return DeadLetter(hit_id="", stage="validate", reason=exc.reason, detail=exc.detail,
-                          source="", received_at_ms=0, raw=rawhit.as_json_text(data),
-                          lineage=Lineage(partition=partition, offset=offset))
+        return DeadLetter(
+            hit_id="",
+            stage="validate",
+            reason=exc.reason,
+            detail=exc.detail,
+            source="",
+            received_at_ms=0,
+            raw=rawhit.as_json_text(data),
+            lineage=Lineage(partition=partition, offset=offset),
+        )
     refused = hit.header(rawhit.REJECT_HEADER)
     if refused:
         reason, _, detail = refused.partition(": ")
@@ -34,15 +42,36 @@ def validate(data: bytes, partition: int, offset: int,
     if not outcome.events:
         return _dead_letter(hit, data, partition, offset, "no_events", "the hit held no event")
     if len(outcome.events) > MAX_EVENTS_PER_HIT:
-        return _dead_letter(hit, data, partition, offset, "too_many_events",
-                            f"{len(outcome.events)} events, at most {MAX_EVENTS_PER_HIT}")
-    return tuple(replace(e, lineage=Lineage(partition=partition, offset=offset, index=i))
-                 for i, e in enumerate(outcome.events))
+        return _dead_letter(
+            hit,
+            data,
+            partition,
+            offset,
+            "too_many_events",
+            f"{len(outcome.events)} events, at most {MAX_EVENTS_PER_HIT}",
+        )
+    return tuple(
+        replace(e, lineage=Lineage(partition=partition, offset=offset, index=i))
+        for i, e in enumerate(outcome.events)
+    )
 
 
-def _dead_letter(hit: rawhit.RawHit, data: bytes, partition: int, offset: int, reason: str,
-                 detail: str, stage: str = "validate") -> DeadLetter:
-    return DeadLetter(hit_id=hit.hit_id, stage=stage, reason=reason, detail=detail,
-                      source=hit.kind, received_at_ms=hit.received_at_ms,
-                      raw=rawhit.as_json_text(data),
-                      lineage=Lineage(partition=partition, offset=offset))
+def _dead_letter(
+    hit: rawhit.RawHit,
+    data: bytes,
+    partition: int,
+    offset: int,
+    reason: str,
+    detail: str,
+    stage: str = "validate",
+) -> DeadLetter:
+    return DeadLetter(
+        hit_id=hit.hit_id,
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        source=hit.kind,
+        received_at_ms=hit.received_at_ms,
+        raw=rawhit.as_json_text(data),
+        lineage=Lineage(partition=partition, offset=offset),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from pipeline.app import create_app
 from schemas.settings import SettingsError, load_settings
@@ -15,8 +16,10 @@ def main() -> None:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()

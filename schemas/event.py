@@ -39,30 +39,31 @@ class Lineage:
 class Event:
     event_id: str
     hit_id: str
-    source: str                      # optimizely | monetate | octeth | native
-    tenant: str                      # Optimizely project, Monetate site, Octeth list
+    source: str  # optimizely | monetate | octeth | native
+    tenant: str  # Optimizely project, Monetate site, Octeth list
     visitor_id: str
-    name: str                        # event key (Optimizely n, Monetate key, Octeth event)
+    name: str  # event key (Optimizely n, Monetate key, Octeth event)
     occurred_at_ms: int
     received_at_ms: int
     session_id: str = ""
     account_id: str = ""
-    experiments: dict[str, str] = field(default_factory=dict)   # experiment id -> variation
+    experiments: dict[str, str] = field(default_factory=dict)  # experiment id -> variation
     goals: tuple[str, ...] = ()
     value_cents: int | None = None
     dimensions: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, Any] = field(default_factory=dict)    # unknown params, event props
+    properties: dict[str, Any] = field(default_factory=dict)  # unknown params, event props
     page_url: str = ""
     referrer: str = ""
     user_agent: str = ""
     device_type: str = ""
     flags: tuple[str, ...] = ()
-    fingerprint: str = ""            # identifies exact client retries ("" when not applicable)
+    fingerprint: str = ""  # identifies exact client retries ("" when not applicable)
     lineage: Lineage = field(default_factory=Lineage)
 
     def with_lineage(self, partition: int, offset: int) -> Event:
-        return replace(self, lineage=Lineage(partition=partition, offset=offset,
-                                             index=self.lineage.index))
+        return replace(
+            self, lineage=Lineage(partition=partition, offset=offset, index=self.lineage.index)
+        )
 
     def key(self) -> bytes:
         """The Kafka key: tenant and visitor (dedup tables are co-partitioned on it)."""
@@ -70,18 +71,33 @@ class Event:
 
 
 def encode(event: Event) -> bytes:
-    return orjson.dumps({
-        "v": VERSION, "event_id": event.event_id, "hit_id": event.hit_id,
-        "source": event.source, "tenant": event.tenant, "visitor_id": event.visitor_id,
-        "name": event.name, "occurred_at_ms": event.occurred_at_ms,
-        "received_at_ms": event.received_at_ms, "session_id": event.session_id,
-        "account_id": event.account_id, "experiments": event.experiments,
-        "goals": event.goals, "value_cents": event.value_cents, "dimensions": event.dimensions,
-        "properties": event.properties, "page_url": event.page_url, "referrer": event.referrer,
-        "user_agent": event.user_agent, "device_type": event.device_type, "flags": event.flags,
-        "fingerprint": event.fingerprint,
-        "lineage": [event.lineage.partition, event.lineage.offset, event.lineage.index],
-    })
+    return orjson.dumps(
+        {
+            "v": VERSION,
+            "event_id": event.event_id,
+            "hit_id": event.hit_id,
+            "source": event.source,
+            "tenant": event.tenant,
+            "visitor_id": event.visitor_id,
+            "name": event.name,
+            "occurred_at_ms": event.occurred_at_ms,
+            "received_at_ms": event.received_at_ms,
+            "session_id": event.session_id,
+            "account_id": event.account_id,
+            "experiments": event.experiments,
+            "goals": event.goals,
+            "value_cents": event.value_cents,
+            "dimensions": event.dimensions,
+            "properties": event.properties,
+            "page_url": event.page_url,
+            "referrer": event.referrer,
+            "user_agent": event.user_agent,
+            "device_type": event.device_type,
+            "flags": event.flags,
+            "fingerprint": event.fingerprint,
+            "lineage": [event.lineage.partition, event.lineage.offset, event.lineage.index],
+        }
+    )
 
 
 def decode(data: bytes) -> Event:
@@ -91,14 +107,26 @@ def decode(data: bytes) -> Event:
         raise ValueError(f"unsupported event version {obj.get('v')!r}")
     partition, offset, index = obj["lineage"]
     return Event(
-        event_id=obj["event_id"], hit_id=obj["hit_id"], source=obj["source"],
-        tenant=obj["tenant"], visitor_id=obj["visitor_id"], name=obj["name"],
-        occurred_at_ms=obj["occurred_at_ms"], received_at_ms=obj["received_at_ms"],
-        session_id=obj["session_id"], account_id=obj["account_id"],
-        experiments=obj["experiments"], goals=tuple(obj["goals"]),
-        value_cents=obj["value_cents"], dimensions=obj["dimensions"],
-        properties=obj["properties"], page_url=obj["page_url"], referrer=obj["referrer"],
-        user_agent=obj["user_agent"], device_type=obj["device_type"],
-        flags=tuple(obj["flags"]), fingerprint=obj["fingerprint"], lineage=Lineage(partition=partition, offset=offset,
-                                                   index=index),
+        event_id=obj["event_id"],
+        hit_id=obj["hit_id"],
+        source=obj["source"],
+        tenant=obj["tenant"],
+        visitor_id=obj["visitor_id"],
+        name=obj["name"],
+        occurred_at_ms=obj["occurred_at_ms"],
+        received_at_ms=obj["received_at_ms"],
+        session_id=obj["session_id"],
+        account_id=obj["account_id"],
+        experiments=obj["experiments"],
+        goals=tuple(obj["goals"]),
+        value_cents=obj["value_cents"],
+        dimensions=obj["dimensions"],
+        properties=obj["properties"],
+        page_url=obj["page_url"],
+        referrer=obj["referrer"],
+        user_agent=obj["user_agent"],
+        device_type=obj["device_type"],
+        flags=tuple(obj["flags"]),
+        fingerprint=obj["fingerprint"],
+        lineage=Lineage(partition=partition, offset=offset, index=index),
     )

@@ -26,8 +26,9 @@ Parser = Callable[[RawHit, ParseContext], Outcome]
 
 
 def _optimizely(hit: RawHit, context: ParseContext) -> Outcome:
-    return optimizely.parse(hit, late_horizon_ms=context.late_horizon_ms,
-                            experiments=context.experiments)
+    return optimizely.parse(
+        hit, late_horizon_ms=context.late_horizon_ms, experiments=context.experiments
+    )
 
 
 PARSERS: dict[str, Parser] = {

@@ -47,33 +47,33 @@ MIN_TIME_MS = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(
 MAX_TIME_MS = (dt.datetime(2300, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
 
 # Reasons: the hit goes to the dead-letter topic.
-WRONG_KIND = "wrong_kind"                    # not an `optimizely` hit (routing bug upstream)
-UNSUPPORTED_METHOD = "unsupported_method"    # neither GET nor POST
+WRONG_KIND = "wrong_kind"  # not an `optimizely` hit (routing bug upstream)
+UNSUPPORTED_METHOD = "unsupported_method"  # neither GET nor POST
 TOO_MANY_PARAMETERS = "too_many_parameters"  # > MAX_PARAMS pairs, query and body together
-MISSING_PROJECT_ID = "missing_project_id"    # no `a` and no numeric first label in the Host
-BAD_PROJECT_ID = "bad_project_id"            # `a` not 1-20 ASCII digits (no Host fallback)
-MISSING_USER_ID = "missing_user_id"          # no non-blank `u`
-BAD_USER_ID = "bad_user_id"                  # `u` > MAX_USER_ID chars, or a control char/U+FFFD
-MISSING_EVENT_NAME = "missing_event_name"    # no `n` and no valid goal id
-BAD_EVENT_NAME = "bad_event_name"            # `n` longer than MAX_EVENT_NAME
-TOO_MANY_GOALS = "too_many_goals"            # > MAX_GOALS distinct goal ids
+MISSING_PROJECT_ID = "missing_project_id"  # no `a` and no numeric first label in the Host
+BAD_PROJECT_ID = "bad_project_id"  # `a` not 1-20 ASCII digits (no Host fallback)
+MISSING_USER_ID = "missing_user_id"  # no non-blank `u`
+BAD_USER_ID = "bad_user_id"  # `u` > MAX_USER_ID chars, or a control char/U+FFFD
+MISSING_EVENT_NAME = "missing_event_name"  # no `n` and no valid goal id
+BAD_EVENT_NAME = "bad_event_name"  # `n` longer than MAX_EVENT_NAME
+TOO_MANY_GOALS = "too_many_goals"  # > MAX_GOALS distinct goal ids
 TOO_MANY_EXPERIMENTS = "too_many_experiments"  # > MAX_EXPERIMENTS experiments in the map
 # Flags: the event is kept, `Event.flags` says what was odd.
 PROJECT_HOST_MISMATCH = "project_host_mismatch"  # `a` and the Host label differ: `a` wins
-MISSING_ACCOUNT_ID = "missing_account_id"    # no `d`
-BAD_ACCOUNT_ID = "bad_account_id"            # `d` not numeric: account_id ""
-INVALID_UTF8 = "invalid_utf8"                # some name or value not UTF-8 (kept with U+FFFD)
+MISSING_ACCOUNT_ID = "missing_account_id"  # no `d`
+BAD_ACCOUNT_ID = "bad_account_id"  # `d` not numeric: account_id ""
+INVALID_UTF8 = "invalid_utf8"  # some name or value not UTF-8 (kept with U+FFFD)
 DUPLICATE_PARAMETER = "duplicate_parameter"  # single-valued param repeated, differing: first wins
 BAD_EXPERIMENT_PARAM = "bad_experiment_param"  # `x..` pair with a non-numeric id: skipped
-BAD_BUCKETS_COOKIE = "bad_buckets_cookie"    # optimizelyBuckets not a JSON map of numeric ids
-X_PARAM_SWAPPED = "x_param_swapped"          # registry proves x{variation}={experiment}: swapped
-BAD_GOAL = "bad_goal"                        # a non-numeric goal id: dropped
-BAD_VALUE = "bad_value"                      # `v` not a plain number, or |v| > MAX_VALUE_CENTS
-VALUE_ROUNDED = "value_rounded"              # `v` had a fraction: rounded half away from zero
-NEGATIVE_VALUE = "negative_value"            # `v` below zero (a refund): kept
-BAD_TIME = "bad_time"                        # time unreadable or outside 1900..2299: receive time
+BAD_BUCKETS_COOKIE = "bad_buckets_cookie"  # optimizelyBuckets not a JSON map of numeric ids
+X_PARAM_SWAPPED = "x_param_swapped"  # registry proves x{variation}={experiment}: swapped
+BAD_GOAL = "bad_goal"  # a non-numeric goal id: dropped
+BAD_VALUE = "bad_value"  # `v` not a plain number, or |v| > MAX_VALUE_CENTS
+VALUE_ROUNDED = "value_rounded"  # `v` had a fraction: rounded half away from zero
+NEGATIVE_VALUE = "negative_value"  # `v` below zero (a refund): kept
+BAD_TIME = "bad_time"  # time unreadable or outside 1900..2299: receive time
 FUTURE_TIME_CLAMPED = "future_time_clamped"  # time > 23 h after the receive time: receive time
-LATE = "late"                                # time before received_at_ms - late_horizon_ms
+LATE = "late"  # time before received_at_ms - late_horizon_ms
 
 BUCKETS = "optimizelyBuckets"
 TIME_PARAMS = ("time", "timestamp", "t")
@@ -83,13 +83,14 @@ _VARIATION = re.compile(r"[0-9]{1,20}(?:_[0-9]{1,20}){0,31}")
 _DIMENSION = re.compile(r"s([0-9]{1,20})")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
 _BAD_USER_CHAR = re.compile(r"[\x00-\x1f\x7f\ufffd]")
-_DECIMAL = Context(prec=64, rounding=ROUND_HALF_UP, traps=[])   # independent of the global one
+_DECIMAL = Context(prec=64, rounding=ROUND_HALF_UP, traps=[])  # independent of the global one
 _A_PARAM = re.compile(rb"(?:^|&)a=([^&]*)")
 _U_PARAM = re.compile(rb"(?:^|&)u=([^&]*)")
 
 
-def parse(hit: RawHit, *, late_horizon_ms: int,
-          experiments: Mapping[str, frozenset[str]] | None = None) -> Outcome:
+def parse(
+    hit: RawHit, *, late_horizon_ms: int, experiments: Mapping[str, frozenset[str]] | None = None
+) -> Outcome:
     """Parse one Optimizely hit; `experiments` (id -> variation ids) enables swap repair."""
     if hit.kind != SOURCE:
         return Rejected(WRONG_KIND, f"kind {hit.kind[:20]!r} is not {SOURCE}")
@@ -141,8 +142,9 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
     if not arms:
         buckets = single.get(BUCKETS) or cookie_value(clean_text(hit.header("cookie")), BUCKETS)
         if buckets is not None:
-            arms = _experiment_map(_bucket_pairs(buckets, flags), experiments,
-                                   BAD_BUCKETS_COOKIE, flags)
+            arms = _experiment_map(
+                _bucket_pairs(buckets, flags), experiments, BAD_BUCKETS_COOKIE, flags
+            )
     if len(arms) > MAX_EXPERIMENTS:
         return Rejected(TOO_MANY_EXPERIMENTS, f"{len(arms)} experiments, max {MAX_EXPERIMENTS}")
     sections = {exp: arm.split("_") for exp, arm in arms.items() if "_" in arm}
@@ -163,16 +165,29 @@ def parse(hit: RawHit, *, late_horizon_ms: int,
     occurred = _occurred_at(time_raw, received, flags)
     if occurred < received - late_horizon_ms:
         flags.add(LATE)
-    fingerprint = hashlib.sha256(orjson.dumps(
-        [project, user, name, sorted(arms.items()), sorted(goals), value_raw, time_raw],
-    )).hexdigest()
+    fingerprint = hashlib.sha256(
+        orjson.dumps(
+            [project, user, name, sorted(arms.items()), sorted(goals), value_raw, time_raw],
+        )
+    ).hexdigest()
     event = Event(
-        event_id=stable_id(hit.hit_id, 0), hit_id=hit.hit_id, source=SOURCE, tenant=project,
-        visitor_id=user, name=name, occurred_at_ms=occurred, received_at_ms=received,
-        account_id=account, experiments=arms, goals=goals,
-        value_cents=_value_cents(value_raw, flags), dimensions=dimensions,
-        properties=properties, page_url=clean_text(hit.header("referer")),
-        user_agent=clean_text(hit.header("user-agent")), flags=tuple(sorted(flags)),
+        event_id=stable_id(hit.hit_id, 0),
+        hit_id=hit.hit_id,
+        source=SOURCE,
+        tenant=project,
+        visitor_id=user,
+        name=name,
+        occurred_at_ms=occurred,
+        received_at_ms=received,
+        account_id=account,
+        experiments=arms,
+        goals=goals,
+        value_cents=_value_cents(value_raw, flags),
+        dimensions=dimensions,
+        properties=properties,
+        page_url=clean_text(hit.header("referer")),
+        user_agent=clean_text(hit.header("user-agent")),
+        flags=tuple(sorted(flags)),
         fingerprint=fingerprint,
     )
     return Accepted((event,))
@@ -269,20 +284,29 @@ def _bucket_pairs(raw: str, flags: set[str]) -> list[tuple[str, str]]:
     if not isinstance(obj, dict):
         flags.add(BAD_BUCKETS_COOKIE)
         return []
-    return [(key, value if isinstance(value, str) else str(value) if type(value) is int else "")
-            for key, value in obj.items()]
+    return [
+        (key, value if isinstance(value, str) else str(value) if type(value) is int else "")
+        for key, value in obj.items()
+    ]
 
 
-def _experiment_map(pairs: Iterable[tuple[str, str]],
-                    registry: Mapping[str, frozenset[str]] | None, bad_flag: str,
-                    flags: set[str]) -> dict[str, str]:
+def _experiment_map(
+    pairs: Iterable[tuple[str, str]],
+    registry: Mapping[str, frozenset[str]] | None,
+    bad_flag: str,
+    flags: set[str],
+) -> dict[str, str]:
     arms: dict[str, str] = {}
     for experiment, variation in pairs:
         if not (_ID.fullmatch(experiment) and _VARIATION.fullmatch(variation)):
             flags.add(bad_flag)
             continue
-        if (registry is not None and experiment not in registry and variation in registry
-                and experiment in registry[variation]):
+        if (
+            registry is not None
+            and experiment not in registry
+            and variation in registry
+            and experiment in registry[variation]
+        ):
             experiment, variation = variation, experiment
             flags.add(X_PARAM_SWAPPED)
         _keep_first(arms, experiment, variation, flags)

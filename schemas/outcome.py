@@ -14,8 +14,8 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    reason: str          # stable code, e.g. missing_user_id
-    detail: str = ""     # human-readable, never an email or a secret
+    reason: str  # stable code, e.g. missing_user_id
+    detail: str = ""  # human-readable, never an email or a secret
 
 
 Outcome = Accepted | Rejected

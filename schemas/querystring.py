@@ -24,7 +24,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 @dataclass(frozen=True, slots=True)
 class Pairs:
     pairs: tuple[tuple[str, str], ...]
-    lossy: bool                      # some name or value held invalid UTF-8 (now U+FFFD)
+    lossy: bool  # some name or value held invalid UTF-8 (now U+FFFD)
 
 
 def to_bytes(text: str) -> bytes:

@@ -45,12 +45,20 @@ class RawHit:
 
 
 def encode(hit: RawHit) -> bytes:
-    return orjson.dumps({
-        "v": VERSION, "hit_id": hit.hit_id, "kind": hit.kind,
-        "received_at_ms": hit.received_at_ms, "method": hit.method, "path": hit.path,
-        "query": hit.query, "headers": hit.headers,
-        "body_b64": base64.b64encode(hit.body).decode("ascii"), "remote_addr": hit.remote_addr,
-    })
+    return orjson.dumps(
+        {
+            "v": VERSION,
+            "hit_id": hit.hit_id,
+            "kind": hit.kind,
+            "received_at_ms": hit.received_at_ms,
+            "method": hit.method,
+            "path": hit.path,
+            "query": hit.query,
+            "headers": hit.headers,
+            "body_b64": base64.b64encode(hit.body).decode("ascii"),
+            "remote_addr": hit.remote_addr,
+        }
+    )
 
 
 class RawHitError(ValueError):
@@ -81,10 +89,12 @@ def decode(data: bytes) -> RawHit:
         raise RawHitError("envelope_received_at", "received_at_ms must be a non-negative int")
     headers = obj.get("headers", {})
     if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
         raise RawHitError("envelope_headers", "headers must map strings to strings")
-    strings = {name: obj.get(name, "") for name in ("method", "path", "query", "body_b64",
-                                                    "remote_addr")}
+    strings = {
+        name: obj.get(name, "") for name in ("method", "path", "query", "body_b64", "remote_addr")
+    }
     bad = [name for name, value in strings.items() if not isinstance(value, str)]
     if bad:
         raise RawHitError("envelope_field_type", f"{', '.join(bad)} must be strings")
@@ -92,9 +102,17 @@ def decode(data: bytes) -> RawHit:
         body = base64.b64decode(strings["body_b64"], validate=True)
     except (binascii.Error, ValueError):
         raise RawHitError("envelope_body", "body_b64 is not base64") from None
-    return RawHit(hit_id=hit_id, kind=kind, received_at_ms=received, method=strings["method"],
-                  path=strings["path"], query=strings["query"], headers=headers, body=body,
-                  remote_addr=strings["remote_addr"])
+    return RawHit(
+        hit_id=hit_id,
+        kind=kind,
+        received_at_ms=received,
+        method=strings["method"],
+        path=strings["path"],
+        query=strings["query"],
+        headers=headers,
+        body=body,
+        remote_addr=strings["remote_addr"],
+    )
 
 
 def as_json_text(data: bytes) -> str:

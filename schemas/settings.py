@@ -24,41 +24,53 @@ def _env(doc: str, default: Any) -> Any:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     # Kafka
-    kafka_bootstrap: str = _env("Kafka bootstrap servers, comma-separated host:port.",
-                                "127.0.0.1:9092")
+    kafka_bootstrap: str = _env(
+        "Kafka bootstrap servers, comma-separated host:port.", "127.0.0.1:9092"
+    )
     topic_prefix: str = _env("Prefix of every topic name (one Kafka cluster, several stacks).", "")
-    partitions: int = _env("Partitions of the hits topics (raw, events, rows, dlq: co-partitioned).",
-                           8)
+    partitions: int = _env(
+        "Partitions of the hits topics (raw, events, rows, dlq: co-partitioned).", 8
+    )
     kafka_session_timeout_s: float = _env(
-        "Consumer-group session timeout; heartbeats and rebalance timeout are derived from it.", 10.0)
-    publish_timeout_s: float = _env("Deadline of one publish to Kafka before the hit is spooled "
-                                    "or refused.", 2.0)
+        "Consumer-group session timeout; heartbeats and rebalance timeout are derived from it.",
+        10.0,
+    )
+    publish_timeout_s: float = _env(
+        "Deadline of one publish to Kafka before the hit is spooled or refused.", 2.0
+    )
     producer_linger_ms: int = _env("Producer linger: how long a batch waits for more hits.", 5)
     # ClickHouse
-    clickhouse_url: str = _env("ClickHouse HTTP URL (server or the local chDB server), or "
-                               "chdb:///path for an in-process engine.", "http://127.0.0.1:8123")
+    clickhouse_url: str = _env(
+        "ClickHouse HTTP URL (server or the local chDB server), or "
+        "chdb:///path for an in-process engine.",
+        "http://127.0.0.1:8123",
+    )
     clickhouse_database: str = _env("ClickHouse database of the hitstream tables.", "hitstream")
     clickhouse_user: str = _env("ClickHouse user.", "default")
     clickhouse_password: str = _env("ClickHouse password.", "")
     # Gateway
     gateway_host: str = _env("Address the gateway listens on.", "127.0.0.1")
     gateway_port: int = _env("Port the gateway listens on.", 8080)
-    max_body_bytes: int = _env("Largest request body the gateway reads; larger ones are "
-                               "dead-lettered (beacons) or answered 413 (Octeth).", 65536)
+    max_body_bytes: int = _env(
+        "Largest request body the gateway reads; larger ones are "
+        "dead-lettered (beacons) or answered 413 (Octeth).",
+        65536,
+    )
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")
     worker_web_port: int = _env("Port of the worker's web server (/metrics).", 6066)
     sink_batch_rows: int = _env("Rows per ClickHouse insert at most.", 5000)
     sink_batch_seconds: float = _env("Longest wait before a partial batch is inserted.", 0.5)
-    sink_retry_max_s: float = _env("Longest back-off between two ClickHouse insert attempts.",
-                                    30.0)
-    retry_window_s: int = _env("Window in which an exact repeat of an Optimizely hit (a client "
-                               "retry) is stored once.", 3600)
-    late_horizon_s: int = _env("Events older than this when received are kept and flagged late.",
-                               7 * 24 * 3600)
-    registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.",
-                                     5.0)
+    sink_retry_max_s: float = _env("Longest back-off between two ClickHouse insert attempts.", 30.0)
+    retry_window_s: int = _env(
+        "Window in which an exact repeat of an Optimizely hit (a client retry) is stored once.",
+        3600,
+    )
+    late_horizon_s: int = _env(
+        "Events older than this when received are kept and flagged late.", 7 * 24 * 3600
+    )
+    registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.", 5.0)
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
 
     def topic(self, name: str) -> str:
@@ -83,8 +95,12 @@ def _parse_bool(text: str) -> bool:
     raise ValueError("expected true/false")
 
 
-_PARSERS: dict[Any, Callable[[str], Any]] = {"int": int, "float": float, "str": str,
-                                               "bool": _parse_bool}
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": _parse_bool,
+}
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "partitions": lambda v: None if 1 <= v <= 1024 else "must be 1..1024",
     "gateway_port": lambda v: None if 0 <= v <= 65535 else "must be 0..65535",
@@ -95,10 +111,16 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
     "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",
-    "log_level": lambda v: None if v in {"DEBUG", "INFO", "WARNING", "ERROR"}
-    else "must be DEBUG, INFO, WARNING or ERROR",
-    "clickhouse_url": lambda v: None if v.startswith(("http://", "https://", "chdb://"))
-    else "must start with http://, https:// or chdb://",
+    "log_level": lambda v: (
+        None
+        if v in {"DEBUG", "INFO", "WARNING", "ERROR"}
+        else "must be DEBUG, INFO, WARNING or ERROR"
+    ),
+    "clickhouse_url": lambda v: (
+        None
+        if v.startswith(("http://", "https://", "chdb://"))
+        else "must start with http://, https:// or chdb://"
+    ),
 }
 
 
@@ -106,8 +128,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """Build the settings from `environ` (default: the process environment) and `overrides`."""
     environ = os.environ if environ is None else environ
     known = {env_name(f) for f in FIELDS}
-    errors = [f"{name}: unknown variable" for name in sorted(environ)
-              if name.startswith(ENV_PREFIX) and name not in known]
+    errors = [
+        f"{name}: unknown variable"
+        for name in sorted(environ)
+        if name.startswith(ENV_PREFIX) and name not in known
+    ]
     values: dict[str, Any] = {}
     for f in FIELDS:
         raw = environ.get(env_name(f))

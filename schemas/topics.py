@@ -28,16 +28,40 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(RAW, True, {"retention.ms": str(14 * DAY_MS), "compression.type": "producer"},
-              "Every accepted hit, byte-faithful (the replay source). Gateway and direct producers."),
-    TopicSpec(EVENTS, True, {"retention.ms": str(7 * DAY_MS)},
-              "Canonical events, validated, keyed by tenant:visitor."),
-    TopicSpec(ROWS, True, {"retention.ms": str(2 * DAY_MS)},
-              "Per-event bundles of ClickHouse rows, after dedup and derivation (sink input)."),
-    TopicSpec(DLQ, True, {"retention.ms": str(30 * DAY_MS)},
-              "Dead letters: reason, stage and the raw hit."),
-    TopicSpec(TRIGGERS, False, {"retention.ms": str(7 * DAY_MS)},
-              "Non-silent Octeth events for downstream journeys."),
-    TopicSpec(ALERTS, False, {"retention.ms": str(30 * DAY_MS)},
-              "Alerts raised by the pipeline (sample-ratio mismatch)."),
+    TopicSpec(
+        RAW,
+        True,
+        {"retention.ms": str(14 * DAY_MS), "compression.type": "producer"},
+        "Every accepted hit, byte-faithful (the replay source). Gateway and direct producers.",
+    ),
+    TopicSpec(
+        EVENTS,
+        True,
+        {"retention.ms": str(7 * DAY_MS)},
+        "Canonical events, validated, keyed by tenant:visitor.",
+    ),
+    TopicSpec(
+        ROWS,
+        True,
+        {"retention.ms": str(2 * DAY_MS)},
+        "Per-event bundles of ClickHouse rows, after dedup and derivation (sink input).",
+    ),
+    TopicSpec(
+        DLQ,
+        True,
+        {"retention.ms": str(30 * DAY_MS)},
+        "Dead letters: reason, stage and the raw hit.",
+    ),
+    TopicSpec(
+        TRIGGERS,
+        False,
+        {"retention.ms": str(7 * DAY_MS)},
+        "Non-silent Octeth events for downstream journeys.",
+    ),
+    TopicSpec(
+        ALERTS,
+        False,
+        {"retention.ms": str(30 * DAY_MS)},
+        "Alerts raised by the pipeline (sample-ratio mismatch).",
+    ),
 )

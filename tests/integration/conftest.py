@@ -61,8 +61,11 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     assert stack.kafka is not None
     broker = stack.kafka
     try:
-        yield Infra(settings=stack.settings, kafka_stop=broker.stop,
-                    kafka_start=lambda: broker.start() and None)
+        yield Infra(
+            settings=stack.settings,
+            kafka_stop=broker.stop,
+            kafka_start=lambda: broker.start() and None,
+        )
     finally:
         stack.stop()
 
@@ -71,14 +74,19 @@ def _containers() -> Iterator[Infra]:
     from testcontainers.clickhouse import ClickHouseContainer  # type: ignore[import-untyped]
     from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
 
-    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka, \
-            ClickHouseContainer("clickhouse/clickhouse-server:25.8") as clickhouse:
+    with (
+        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+        ClickHouseContainer("clickhouse/clickhouse-server:25.8") as clickhouse,
+    ):
         url = f"http://{clickhouse.get_container_host_ip()}:{clickhouse.get_exposed_port(8123)}"
 
         def settings(**overrides: Any) -> Settings:
-            base = dict(kafka_bootstrap=kafka.get_bootstrap_server(), clickhouse_url=url,
-                        clickhouse_user=clickhouse.username,
-                        clickhouse_password=clickhouse.password)
+            base = dict(
+                kafka_bootstrap=kafka.get_bootstrap_server(),
+                clickhouse_url=url,
+                clickhouse_user=clickhouse.username,
+                clickhouse_password=clickhouse.password,
+            )
             return Settings(**{**base, **overrides})
 
         yield Infra(settings=settings)
@@ -89,10 +97,17 @@ def hits_settings(infra: Infra, tmp_path: Path) -> Settings:
     """Settings of one isolated hitstream deployment, its topics and tables created."""
     uid = uuid.uuid4().hex[:10]
     settings = infra.settings(
-        topic_prefix=f"t{uid}.", clickhouse_database=f"t_{uid}", app_id=f"hs-{uid}",
-        data_dir=str(tmp_path / "worker"), partitions=4, kafka_session_timeout_s=4.0,
-        worker_web_port=free_port(), gateway_port=free_port(), sink_batch_seconds=0.2,
-        publish_timeout_s=5.0)
+        topic_prefix=f"t{uid}.",
+        clickhouse_database=f"t_{uid}",
+        app_id=f"hs-{uid}",
+        data_dir=str(tmp_path / "worker"),
+        partitions=4,
+        kafka_session_timeout_s=4.0,
+        worker_web_port=free_port(),
+        gateway_port=free_port(),
+        sink_batch_seconds=0.2,
+        publish_timeout_s=5.0,
+    )
     prepare(settings)
     return settings
 
@@ -148,8 +163,9 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return response.status, dict(response.headers), response.read()
 
 
-def wait_for_rows(client: Client, sql: str, expected: int, timeout: float = 60,
-                  worker: Worker | None = None) -> int:
+def wait_for_rows(
+    client: Client, sql: str, expected: int, timeout: float = 60, worker: Worker | None = None
+) -> int:
     """Poll `sql` (a count) until it equals `expected`; fail with the last count after `timeout`."""
     deadline = time.monotonic() + timeout
     count = -1
@@ -158,7 +174,9 @@ def wait_for_rows(client: Client, sql: str, expected: int, timeout: float = 60,
         if count >= expected:
             return count
         if worker and worker.process and worker.process.poll() is not None:
-            pytest.fail(f"worker exited ({worker.process.returncode}):\n{worker.log_text()[-3000:]}")
+            pytest.fail(
+                f"worker exited ({worker.process.returncode}):\n{worker.log_text()[-3000:]}"
+            )
         time.sleep(0.2)
     tail = worker.log_text()[-3000:] if worker else ""
     pytest.fail(f"{sql!r}: {count} rows after {timeout} s, expected {expected}\n{tail}")

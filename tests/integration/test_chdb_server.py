@@ -21,7 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,7 +129,9 @@ def client(server: Server) -> Iterator[Client]:
 
 def new_table(client: Client, columns: str, settings: str = "") -> str:
     name = f"hs.t_{uuid.uuid4().hex[:12]}"
-    client.command(f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree ORDER BY tuple() {settings}")
+    client.command(
+        f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree ORDER BY tuple() {settings}"
+    )
     return name
 
 
@@ -147,14 +149,16 @@ ALL_COLUMNS = ["id", "s", "lc", "i", "n", "ts", "m", "arr", "u"]
 EPOCH = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def typed_row(i: int) -> list[object]:
+def typed_row(i: int, naive: bool = False) -> list[object]:
+    """A row of ALL_TYPES; naive: as read back (clickhouse-connect's default naive UTC)."""
+    ts = EPOCH + timedelta(milliseconds=i * 1001)
     return [
         i,
         f"s{i}\t'\\é",
         f"variant_{i % 7}",
         -(i**2),
         None if i % 3 else i,
-        EPOCH + timedelta(milliseconds=i * 1001),
+        ts.replace(tzinfo=None) if naive else ts,
         {"k": str(i), "kind": "x" * (i % 4)},
         [str(i), "", "end"],
         uuid.UUID(int=i * 7919),
@@ -173,9 +177,11 @@ def test_insert_100k_rows_of_every_type_round_trips(client: Client) -> None:
     assert summary.written_rows == 100_000
     assert elapsed < 15, f"100k-row insert took {elapsed:.2f} s"
     result = client.query(f"SELECT {', '.join(ALL_COLUMNS)} FROM {table} ORDER BY id")
-    expected = [[*row[:5], row[5].replace(tzinfo=None), *row[6:]] for row in rows]  # type: ignore[attr-defined]
-    assert [list(r) for r in result.result_rows] == expected
-    totals = client.query(f"SELECT count(), sum(id), countIf(n IS NULL), uniqExact(lc) FROM {table}")
+    expected = [typed_row(i, naive=True) for i in range(100_000)]
+    assert [list(row) for row in result.result_rows] == expected
+    totals = client.query(
+        f"SELECT count(), sum(id), countIf(n IS NULL), uniqExact(lc) FROM {table}"
+    )
     assert totals.result_rows == [(100_000, 4_999_950_000, 66_666, 7)]
 
 
@@ -198,7 +204,9 @@ def test_query_parameter_binds(client: Client) -> None:
     )
     assert result.result_rows == [(42, tricky, ["x", "y'z"], EPOCH.replace(tzinfo=None))]
     big = "b" * 20_000  # long binds travel as multipart/form-data fields
-    assert client.query("SELECT length({p:String})", parameters={"p": big}).result_rows == [(20_000,)]
+    assert client.query("SELECT length({p:String})", parameters={"p": big}).result_rows == [
+        (20_000,)
+    ]
 
 
 def test_command_results(client: Client) -> None:
@@ -240,7 +248,9 @@ def test_settings_apply_to_one_request_only(server: Server) -> None:
         default = block_size(sessionless)
         assert block_size(sessionless, max_block_size=12_345) == 12_345
         assert block_size(sessionless) == default
-        sessionless.command("SET max_block_size = 999")  # without a session, SET dies with the request
+        sessionless.command(
+            "SET max_block_size = 999"
+        )  # without a session, SET dies with the request
         assert block_size(sessionless) == default
 
         first.command("SET max_block_size = 777")  # a session keeps its own SET
@@ -271,10 +281,15 @@ async def test_async_client(server: Server) -> None:
     ch = await clickhouse_connect.get_async_client(host=server.host, port=server.port)
     try:
         table = f"hs.async_{uuid.uuid4().hex[:8]}"
-        await ch.command(f"CREATE TABLE {table} (id UInt64, s String) ENGINE = MergeTree ORDER BY id")
+        await ch.command(
+            f"CREATE TABLE {table} (id UInt64, s String) ENGINE = MergeTree ORDER BY id"
+        )
         summary = await ch.insert(table, [[i, f"v{i}"] for i in range(5_000)])
         assert summary.written_rows == 5_000
-        result = await ch.query(f"SELECT count(), sum(id), max(s) FROM {table} WHERE id >= {{lo:UInt64}}", parameters={"lo": 10})
+        result = await ch.query(
+            f"SELECT count(), sum(id), max(s) FROM {table} WHERE id >= {{lo:UInt64}}",
+            parameters={"lo": 10},
+        )
         assert result.result_rows == [(4_990, 12_497_455, "v999")]
         with pytest.raises(DatabaseError):
             await ch.query("SELECT * FROM hs.no_such_table")
@@ -341,27 +356,56 @@ def test_response_compression(server: Server) -> None:
     assert gzip.decompress(packed.body) == plain.body
 
 
-def test_sessions_lock_and_check(server: Server) -> None:
-    missing = http(server, query="SELECT 1", session_id="nope", session_check="1")
-    assert missing.headers["X-ClickHouse-Exception-Code"] == "372"
-    slow = threading.Thread(target=http, args=(server,), kwargs={"query": "SELECT sleep(1)", "session_id": "s1"})
+def wait_for(predicate: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_session_is_used_by_one_request_at_a_time(server: Server) -> None:
+    slow = threading.Thread(
+        target=http, args=(server,), kwargs={"query": "SELECT sleep(1.5)", "session_id": "busy"}
+    )
     slow.start()
-    time.sleep(0.3)
-    busy = http(server, query="SELECT 1", session_id="s1")
+    running = "SELECT count() FROM system.processes WHERE query LIKE 'SELECT sleep(1.5)%'"
+    wait_for(lambda: http(server, query=running).body == b"1\n", "the slow query to run")
+    busy = http(server, query="SELECT 1", session_id="busy")
     slow.join()
-    assert busy.headers["X-ClickHouse-Exception-Code"] == "373"
-    assert http(server, query="SELECT 1", session_id="s1").body == b"1\n"
+    assert busy.headers["X-ClickHouse-Exception-Code"] == "373"  # SESSION_IS_LOCKED
+    assert http(server, query="SELECT 1", session_id="busy").body == b"1\n"
+
+
+def test_sessions_expire_and_can_be_checked(server: Server) -> None:
+    def probe() -> str:
+        reply = http(server, query="SELECT 1", session_id="short", session_check="1")
+        return reply.headers.get("X-ClickHouse-Exception-Code", "")
+
+    assert probe() == "372"  # SESSION_NOT_FOUND
+    created = http(server, query="SELECT 1", session_id="short", session_timeout="1")
+    assert created.status == 200
+    assert probe() == ""
+    wait_for(lambda: probe() == "372", "the session to expire")
 
 
 def test_bad_requests_are_answered_and_survived(server: Server, client: Client) -> None:
     table = new_table(client, "id UInt64, s String")
     insert = f"INSERT INTO {table} FORMAT Native"
-    form = b"--B\r\nContent-Disposition: form-data; name=\"t\"; filename=\"t.tsv\"\r\n\r\n1\r\n--B--\r\n"
+    form = (
+        b'--B\r\nContent-Disposition: form-data; name="t"; filename="t.tsv"\r\n\r\n1\r\n--B--\r\n'
+    )
     bad = [
         http(server, body=b"\x00garbage", query=insert),
-        http(server, body=b"\x04\x22\x4d\x18junk", headers={"Content-Encoding": "lz4"}, query=insert),
+        http(
+            server, body=b"\x04\x22\x4d\x18junk", headers={"Content-Encoding": "lz4"}, query=insert
+        ),
         http(server, body=b"1\tx\n", headers={"Content-Encoding": "snappy"}, query=insert),
-        http(server, body=lz4.frame.compress(b"1,x\n")[:-3], headers={"Content-Encoding": "lz4"}, query=insert),
+        http(
+            server,
+            body=lz4.frame.compress(b"1,x\n")[:-3],
+            headers={"Content-Encoding": "lz4"},
+            query=insert,
+        ),
         http(server, query="SELECT 1", **{"bad-setting": "1"}),
         http(server, query="SELECT 1", no_such_setting="1"),
         http(server, query="SELECT 1", max_block_size="many"),
@@ -371,10 +415,15 @@ def test_bad_requests_are_answered_and_survived(server: Server, client: Client) 
         http(server, query="SELECT {x:UInt8}"),
         http(server, body=b""),
         http(server, body=b"SELECT '\xff\xfe' + "),
-        http(server, body=form, headers={"Content-Type": "multipart/form-data; boundary=B"}, query="SELECT 1"),
+        http(
+            server,
+            body=form,
+            headers={"Content-Type": "multipart/form-data; boundary=B"},
+            query="SELECT 1",
+        ),
     ]
-    for reply in bad:
-        assert reply.status >= 400, reply
+    for index, reply in enumerate(bad):
+        assert reply.status >= 400, (index, reply)
         assert reply.headers["X-ClickHouse-Exception-Code"].isdigit(), reply
         assert reply.body.startswith(b"Code: "), reply
     with socket.create_connection((server.host, server.port)) as sock:  # a request cut short
@@ -394,7 +443,9 @@ def test_concurrent_clients(server: Server) -> None:
         try:
             for n in range(20):
                 ch.insert(table, [[worker, n]])
-                assert ch.query("SELECT {w:UInt8}", parameters={"w": worker}).result_rows == [(worker,)]
+                assert ch.query("SELECT {w:UInt8}", parameters={"w": worker}).result_rows == [
+                    (worker,)
+                ]
         except BaseException as exc:
             errors.append(exc)
         finally:

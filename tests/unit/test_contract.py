@@ -16,8 +16,14 @@ def test_defaults_need_no_environment() -> None:
 
 def test_every_bad_variable_is_reported_at_once() -> None:
     with pytest.raises(SettingsError) as info:
-        load_settings({"HITS_PARTITIONS": "eight", "HITS_GATEWAY_PORT": "70000",
-                       "HITS_CLICKHOUSE_URL": "ftp://x", "HITS_NOPE": "1"})
+        load_settings(
+            {
+                "HITS_PARTITIONS": "eight",
+                "HITS_GATEWAY_PORT": "70000",
+                "HITS_CLICKHOUSE_URL": "ftp://x",
+                "HITS_NOPE": "1",
+            }
+        )
     message = str(info.value)
     for name in ("HITS_PARTITIONS", "HITS_GATEWAY_PORT", "HITS_CLICKHOUSE_URL", "HITS_NOPE"):
         assert name in message
@@ -34,22 +40,40 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_raw_hit_round_trips_bytes_faithfully() -> None:
-    hit = rawhit.RawHit(hit_id="h", kind="optimizely", received_at_ms=1, method="POST",
-                        query="a=%FF&u=%00", headers={"host": "x"}, body=b"\x00\xff\xfe")
+    hit = rawhit.RawHit(
+        hit_id="h",
+        kind="optimizely",
+        received_at_ms=1,
+        method="POST",
+        query="a=%FF&u=%00",
+        headers={"host": "x"},
+        body=b"\x00\xff\xfe",
+    )
     assert rawhit.decode(rawhit.encode(hit)) == hit
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"", "envelope_not_json"),
-    (b'"text"', "envelope_not_object"),
-    (b'{"v":1,"hit_id":"","kind":"optimizely","received_at_ms":1}', "envelope_hit_id"),
-    (b'{"v":1,"hit_id":"h","kind":"acme","received_at_ms":1}', "envelope_kind"),
-    (b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":true}', "envelope_received_at"),
-    (b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"headers":{"a":1}}',
-     "envelope_headers"),
-    (b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"query":5}', "envelope_field_type"),
-    (b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"body_b64":"%%"}', "envelope_body"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "envelope_not_json"),
+        (b'"text"', "envelope_not_object"),
+        (b'{"v":1,"hit_id":"","kind":"optimizely","received_at_ms":1}', "envelope_hit_id"),
+        (b'{"v":1,"hit_id":"h","kind":"acme","received_at_ms":1}', "envelope_kind"),
+        (b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":true}', "envelope_received_at"),
+        (
+            b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"headers":{"a":1}}',
+            "envelope_headers",
+        ),
+        (
+            b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"query":5}',
+            "envelope_field_type",
+        ),
+        (
+            b'{"v":1,"hit_id":"h","kind":"native","received_at_ms":1,"body_b64":"%%"}',
+            "envelope_body",
+        ),
+    ],
+)
 def test_bad_envelopes_name_their_reason(data: bytes, reason: str) -> None:
     with pytest.raises(rawhit.RawHitError) as info:
         rawhit.decode(data)
@@ -62,4 +86,5 @@ def test_migration_files_are_numbered_and_split_into_statements() -> None:
     for path in files:
         for statement in statements(path.read_text()):
             assert "IF NOT EXISTS" in statement or statement.upper().startswith(
-                ("ALTER", "CREATE OR REPLACE")), f"{path.name}: not idempotent: {statement[:60]}"
+                ("ALTER", "CREATE OR REPLACE")
+            ), f"{path.name}: not idempotent: {statement[:60]}"

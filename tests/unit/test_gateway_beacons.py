@@ -52,8 +52,12 @@ async def test_get_event_publishes_the_query_byte_for_byte(client_and_sent) -> N
     assert response.headers["Access-Control-Allow-Origin"] == "https://shop"
     [(topic, value, key)] = publisher.sent
     hit = rawhit.decode(value)
-    assert (topic, hit.kind, hit.query, key) == ("hits.raw", "optimizely", "a=1&u=v%201&n=e&x2=3",
-                                                 b"1:v 1")
+    assert (topic, hit.kind, hit.query, key) == (
+        "hits.raw",
+        "optimizely",
+        "a=1&u=v%201&n=e&x2=3",
+        b"1:v 1",
+    )
 
 
 async def test_image_request_gets_a_gif(client_and_sent) -> None:  # type: ignore[no-untyped-def]
@@ -64,8 +68,9 @@ async def test_image_request_gets_a_gif(client_and_sent) -> None:  # type: ignor
 
 async def test_sendbeacon_post_body_is_kept(client_and_sent) -> None:  # type: ignore[no-untyped-def]
     client, publisher = client_and_sent
-    response = await client.post("/event", data=b"a=1&u=v&n=e",
-                                 headers={"Content-Type": "text/plain;charset=UTF-8"})
+    response = await client.post(
+        "/event", data=b"a=1&u=v&n=e", headers={"Content-Type": "text/plain;charset=UTF-8"}
+    )
     assert response.status == 200
     hit = rawhit.decode(publisher.sent[0][1])
     assert (hit.method, hit.body) == ("POST", b"a=1&u=v&n=e")
@@ -81,8 +86,9 @@ async def test_oversized_body_is_cut_and_marked_for_the_dead_letters(client_and_
 
 async def test_preflight_allows_any_page(client_and_sent) -> None:  # type: ignore[no-untyped-def]
     client, _ = client_and_sent
-    response = await client.options("/event", headers={"Origin": "https://a.example",
-                                                       "Access-Control-Request-Method": "POST"})
+    response = await client.options(
+        "/event", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "POST"}
+    )
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Origin"] == "https://a.example"
 

@@ -19,38 +19,65 @@ RECEIVED = 1_700_000_000_000
 
 
 def raw(query: str, **headers: str) -> bytes:
-    return rawhit.encode(rawhit.RawHit(hit_id="h1", kind="optimizely", received_at_ms=RECEIVED,
-                                       path="/event", query=query,
-                                       headers={"host": "hits.example", **headers}))
+    return rawhit.encode(
+        rawhit.RawHit(
+            hit_id="h1",
+            kind="optimizely",
+            received_at_ms=RECEIVED,
+            path="/event",
+            query=query,
+            headers={"host": "hits.example", **headers},
+        )
+    )
 
 
 def event(**overrides: object) -> Event:
     base: dict[str, object] = dict(
-        event_id="e1", hit_id="h1", source="optimizely", tenant="1", visitor_id="v1",
-        name="buy", occurred_at_ms=RECEIVED, received_at_ms=RECEIVED,
-        experiments={"100": "7", "200": "8"}, goals=("100", "555", "556"), value_cents=500,
-        lineage=Lineage(partition=2, offset=40, index=0))
+        event_id="e1",
+        hit_id="h1",
+        source="optimizely",
+        tenant="1",
+        visitor_id="v1",
+        name="buy",
+        occurred_at_ms=RECEIVED,
+        received_at_ms=RECEIVED,
+        experiments={"100": "7", "200": "8"},
+        goals=("100", "555", "556"),
+        value_cents=500,
+        lineage=Lineage(partition=2, offset=40, index=0),
+    )
     return Event(**{**base, **overrides})  # type: ignore[arg-type]
 
 
 # --- validate ---------------------------------------------------------------------------------
 
+
 def test_validate_gives_events_with_their_lineage() -> None:
     result = validate(raw("a=1&u=v1&n=e&x2=3"), partition=3, offset=77, context=CONTEXT)
     assert isinstance(result, tuple) and len(result) == 1
     assert result[0].lineage == Lineage(partition=3, offset=77, index=0)
-    assert (result[0].tenant, result[0].visitor_id, result[0].experiments) == ("1", "v1",
-                                                                             {"2": "3"})
+    assert (result[0].tenant, result[0].visitor_id, result[0].experiments) == (
+        "1",
+        "v1",
+        {"2": "3"},
+    )
 
 
-@pytest.mark.parametrize(("data", "reason", "stage"), [
-    (b"\xff\xfe not json", "envelope_not_json", "validate"),
-    (b"[1, 2]", "envelope_not_object", "validate"),
-    (b'{"v": 2}', "envelope_version", "validate"),
-    (raw("a=1&n=e"), "missing_user_id", "validate"),
-    (raw("a=1&u=v", **{rawhit.REJECT_HEADER: "body_too_large: more than 65536 bytes"}),
-     "body_too_large", "gateway"),
-], ids=["not-json", "not-object", "version", "no-u", "gateway-refused"])
+@pytest.mark.parametrize(
+    ("data", "reason", "stage"),
+    [
+        (b"\xff\xfe not json", "envelope_not_json", "validate"),
+        (b"[1, 2]", "envelope_not_object", "validate"),
+        (b'{"v": 2}', "envelope_version", "validate"),
+        (raw("a=1&n=e"), "missing_user_id", "validate"),
+        (
+            raw("a=1&u=v", **{rawhit.REJECT_HEADER: "body_too_large: more than 65536 bytes"}),
+            "body_too_large",
+            "gateway",
+        ),
+    ],
+    ids=["not-json", "not-object", "version", "no-u", "gateway-refused"],
+)
 def test_validate_turns_bad_input_into_a_dead_letter(data: bytes, reason: str, stage: str) -> None:
     result = validate(data, partition=1, offset=9, context=CONTEXT)
     assert isinstance(result, DeadLetter)
@@ -65,6 +92,7 @@ def test_unsupported_kind_is_a_dead_letter_not_a_crash() -> None:
 
 
 # --- retries ----------------------------------------------------------------------------------
+
 
 def test_first_event_is_not_a_retry_and_is_remembered() -> None:
     duplicate_of, stored = retries.retry_of(None, "e1", 1000, window_ms=60_000)
@@ -93,6 +121,7 @@ def test_first_seen_round_trips() -> None:
 
 
 # --- derive -----------------------------------------------------------------------------------
+
 
 def test_goal_equal_to_an_experiment_is_an_impression_others_are_conversions() -> None:
     bundle = derive(event())
@@ -128,6 +157,7 @@ def test_bundle_position_orders_events_within_the_raw_partition() -> None:
 
 # --- progress (replay recognition) ------------------------------------------------------------
 
+
 def bundle(position: int, partition: int = 0, stage: str = "derive") -> RowBundle:
     return RowBundle(stage, partition, position, {"events": [[f"row{position}"]]})
 
@@ -159,10 +189,19 @@ def test_commit_advances_marks_so_a_replay_stores_nothing() -> None:
 def test_marks_are_per_table_stage_and_partition() -> None:
     progress = Progress()
     progress.load({0}, [("events", "derive", 0, 10)])
-    letter = DeadLetter(hit_id="h", stage="validate", reason="r", detail="", source="optimizely",
-                        received_at_ms=1, raw="{}", lineage=Lineage(partition=0, offset=0))
-    batches = progress.plan([bundle(3, partition=0), dead_letter_bundle(letter),
-                             bundle(3, partition=1)])
+    letter = DeadLetter(
+        hit_id="h",
+        stage="validate",
+        reason="r",
+        detail="",
+        source="optimizely",
+        received_at_ms=1,
+        raw="{}",
+        lineage=Lineage(partition=0, offset=0),
+    )
+    batches = progress.plan(
+        [bundle(3, partition=0), dead_letter_bundle(letter), bundle(3, partition=1)]
+    )
     assert {b.table: len(b.rows) for b in batches} == {"events": 1, "dead_letters": 1}
 
 
