@@ -143,7 +143,7 @@ def create_app(settings: Settings) -> faust.App:
         await registry.refresh()
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         sink.progress.forget()
 
     return app
