@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import beacons
-from gateway.keys import PUBLISHER, SETTINGS
+from gateway.delivery import Delivery
+from gateway.keys import DELIVERY, PUBLISHER, SETTINGS
 from gateway.publisher import KafkaPublisher
+from gateway.spool import Spool
 from schemas.settings import Settings
 
 
 def create_app(settings: Settings, publisher: KafkaPublisher | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
-    app[PUBLISHER] = publisher or KafkaPublisher(settings)
+    app[PUBLISHER] = publisher = publisher or KafkaPublisher(settings)
+    app[DELIVERY] = Delivery(publisher, Spool(Path(settings.spool_dir), settings.spool_max_bytes))
     app.cleanup_ctx.append(_publisher_ctx)
     app.router.add_get("/event", beacons.optimizely_event)
     app.router.add_post("/event", beacons.optimizely_event)
@@ -28,9 +34,14 @@ def create_app(settings: Settings, publisher: KafkaPublisher | None = None) -> w
 
 
 async def _publisher_ctx(app: web.Application) -> AsyncIterator[None]:
-    publisher = app[PUBLISHER]
+    """Kafka producer, spool and drainer: up before the first request, down after the last."""
+    publisher, delivery = app[PUBLISHER], app[DELIVERY]
     await publisher.start()
+    drainer = asyncio.create_task(delivery.drain_forever())
     yield
+    drainer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await drainer
     await publisher.stop()
 
 
@@ -39,9 +50,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[PUBLISHER].started
+    """Ready while hits can be kept: through Kafka, or in the spool while it has room."""
+    delivery = request.app[DELIVERY]
+    kafka = request.app[PUBLISHER].started and not delivery.spooling
+    spool_ok = not delivery.spool.full()
+    body = {"kafka": kafka, "spool_ok": spool_ok, "spooled": delivery.spool.records}
+    ready = spool_ok and request.app[PUBLISHER].started
     return web.json_response(
-        {"status": "ready" if ready else "starting", "kafka": ready}, status=200 if ready else 503
+        {"status": "ready" if ready else "not ready", **body}, status=200 if ready else 503
     )
 
 

@@ -1,7 +1,7 @@
 """Beacon endpoints (Optimizely `GET|POST /event`): always 200, empty or a 1x1 GIF, no-store.
 
 Whatever arrives is published; what cannot be used becomes a dead letter downstream. The 200
-goes out once Kafka has acknowledged the hit (the spool will take over when it cannot).
+goes out once Kafka has acknowledged the hit, or once the local spool has it on disk.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aiohttp import web
 
 from gateway import metrics
 from gateway.capture import capture
-from gateway.keys import PUBLISHER, SETTINGS
-from gateway.publisher import PublishError
+from gateway.keys import DELIVERY, SETTINGS
+from gateway.spool import SpoolFull
 from schemas import optimizely, rawhit
 from schemas.topics import RAW
 
@@ -66,10 +66,13 @@ async def optimizely_event(request: web.Request) -> web.Response:
         hit.query, hit.header("host"), body=hit.body if hit.method == "POST" else b""
     )
     try:
-        await request.app[PUBLISHER].publish(settings.topic(RAW), rawhit.encode(hit), key)
-        metrics.HITS.labels("optimizely", "published").inc()
-    except PublishError as exc:
-        metrics.HITS.labels("optimizely", "unpublished").inc()
-        log.error("hit %s not published: %s", hit.hit_id, exc)
+        where = await request.app[DELIVERY].deliver(settings.topic(RAW), rawhit.encode(hit), key)
+        metrics.HITS.labels("optimizely", where).inc()
+    except (SpoolFull, OSError) as exc:
+        metrics.HITS.labels("optimizely", "dropped").inc()
+        metrics.SPOOL_DROPS.inc()
+        log.error(
+            "hit %s dropped: Kafka is away and the spool cannot keep it (%s)", hit.hit_id, exc
+        )
     metrics.LATENCY.labels("optimizely").observe(time.perf_counter() - started)
     return beacon_response(request)

@@ -50,6 +50,17 @@ class KafkaPublisher:
             await self._producer.stop()
         self.started = False
 
+    async def publish_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
+        """Publish in order and return once Kafka has them all; raise `PublishError` else."""
+        if self._producer is None:
+            raise PublishError("the publisher is not started")
+        try:
+            async with asyncio.timeout(self._timeout):
+                futures = [await self._producer.send(t, v, key=k or None) for t, v, k in records]
+                await asyncio.gather(*futures)
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc
+
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
         """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else."""
         if self._producer is None:

@@ -56,6 +56,12 @@ class Settings:
         "dead-lettered (beacons) or answered 413 (Octeth).",
         65536,
     )
+    spool_dir: str = _env(
+        "Directory of the gateway's local spool (one per gateway process).", ".local/spool/gateway"
+    )
+    spool_max_bytes: int = _env(
+        "Size of the spool at most; past it beacons are dropped, counted and logged.", 1 << 30
+    )
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")
@@ -110,6 +116,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sink_batch_rows": lambda v: None if v >= 1 else "must be >= 1",
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
     "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
+    "spool_max_bytes": lambda v: None if v >= 1 << 20 else "must be >= 1 MiB",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",
     "log_level": lambda v: (
         None

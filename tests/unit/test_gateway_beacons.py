@@ -6,6 +6,7 @@ The publisher here records what it is given (the real Kafka path is in tests/int
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -13,10 +14,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.beacons import GIF
 from gateway.publisher import KafkaPublisher, PublishError
+from gateway.spool import Spool
 from schemas import rawhit
-from schemas.settings import load_settings
+from schemas.settings import Settings, load_settings
 
 SETTINGS = load_settings({}, max_body_bytes=2048)
+
+
+@pytest.fixture(autouse=True)
+def settings(tmp_path: Path) -> Settings:
+    """Each test's spool in its own temporary directory."""
+    global SETTINGS
+    SETTINGS = load_settings({}, max_body_bytes=2048, spool_dir=str(tmp_path / "spool"))
+    return SETTINGS
 
 
 class RecordingPublisher(KafkaPublisher):
@@ -24,6 +34,10 @@ class RecordingPublisher(KafkaPublisher):
         super().__init__(SETTINGS)
         self.fail = fail
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    async def publish_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
+        for record in records:
+            await self.publish(*record)
 
     async def start(self) -> None:
         self.started = True
@@ -93,12 +107,16 @@ async def test_preflight_allows_any_page(client_and_sent) -> None:  # type: igno
     assert response.headers["Access-Control-Allow-Origin"] == "https://a.example"
 
 
-async def test_a_broker_outage_still_answers_200_and_is_counted() -> None:
+async def test_a_broker_outage_spools_the_hit_before_the_200(settings: Settings) -> None:
     publisher = RecordingPublisher(fail=True)
-    async with TestClient(TestServer(create_app(SETTINGS, publisher))) as client:
+    async with TestClient(TestServer(create_app(settings, publisher))) as client:
         assert (await client.get("/event?a=1&u=v")).status == 200
+        ready = await (await client.get("/readyz")).json()
         metrics = await (await client.get("/metrics")).text()
-    assert 'hitstream_gateway_hits_total{outcome="unpublished",protocol="optimizely"}' in metrics
+    assert (ready["kafka"], ready["spooled"]) == (False, 1)
+    assert 'hitstream_gateway_hits_total{outcome="spool",protocol="optimizely"}' in metrics
+    [(_, _, record)] = Spool(Path(settings.spool_dir), 1 << 20).peek(10)
+    assert rawhit.decode(record.value).query == "a=1&u=v" and record.key == b"1:v"
 
 
 async def test_health_and_readiness() -> None:
