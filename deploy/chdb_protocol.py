@@ -157,20 +157,17 @@ def build_spec(params: Mapping[str, str], headers: Mapping[str, str], sql: bytes
                 raise ClickHouseError(UNKNOWN_SETTING, f"Unknown setting '{key}'")
             settings[key] = value
     for flag in ("compress", "decompress"):
-        if params.get(flag, "0") not in ("", "0", "false"):
-            raise ClickHouseError(
-                NOT_IMPLEMENTED, f"'{flag}' (ClickHouse-internal compression) is not supported"
-            )
+        if _truthy(params.get(flag, "0")):
+            message = f"'{flag}' (ClickHouse's internal compression) is not supported"
+            raise ClickHouseError(NOT_IMPLEMENTED, message)
     compressed = _truthy(params.get("enable_http_compression", "0"))
+    query_id = params.get("query_id") or headers.get("X-ClickHouse-Query-Id") or str(uuid.uuid4())
+    fmt = headers.get("X-ClickHouse-Format") or params.get("default_format")
     return QuerySpec(
         sql=sql,
-        query_id=params.get("query_id")
-        or headers.get("X-ClickHouse-Query-Id")
-        or str(uuid.uuid4()),
+        query_id=query_id,
         database=headers.get("X-ClickHouse-Database") or params.get("database") or None,
-        default_format=_format_name(
-            headers.get("X-ClickHouse-Format") or params.get("default_format")
-        ),
+        default_format=_format_name(fmt),
         settings=settings,
         params=binds,
         session=_session_spec(params),

@@ -123,6 +123,7 @@ class Sessions:
 
     def _acquire(self, spec: SessionSpec) -> _Session:
         with self._lock:
+            self._expire_locked(time.monotonic())
             session = self._items.get(spec.session_id)
             if session is None:
                 if spec.check:
@@ -135,13 +136,15 @@ class Sessions:
 
     def expire(self, now: float | None = None) -> None:
         """Close the idle sessions whose timeout has passed (all idle ones for ``math.inf``)."""
-        now = time.monotonic() if now is None else now
         with self._lock:
-            for session_id, session in list(self._items.items()):
-                if session.expires_at <= now and session.lock.acquire(blocking=False):
-                    del self._items[session_id]
-                    session.conn.close()
-                    session.lock.release()
+            self._expire_locked(time.monotonic() if now is None else now)
+
+    def _expire_locked(self, now: float) -> None:
+        for session_id, session in list(self._items.items()):
+            if session.expires_at <= now and session.lock.acquire(blocking=False):
+                del self._items[session_id]
+                session.conn.close()
+                session.lock.release()
 
 
 class Engine:

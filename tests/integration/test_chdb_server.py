@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import selectors
 import signal
 import socket
@@ -82,11 +81,16 @@ def start_server(data_dir: Path, log: Path) -> Server:
 
 
 def stop_server(server: Server) -> int:
+    """SIGTERM, then the exit code; a server that does not stop within 30 s is killed."""
     server.proc.send_signal(signal.SIGTERM)
-    code = server.proc.wait(timeout=30)
-    assert server.proc.stdout is not None
-    server.proc.stdout.close()
-    return code
+    try:
+        return server.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        raise
+    finally:
+        assert server.proc.stdout is not None
+        server.proc.stdout.close()
 
 
 def http(
@@ -136,7 +140,9 @@ def new_table(client: Client, columns: str, settings: str = "") -> str:
 
 
 def count(client: Client, table: str) -> int:
-    return int(client.command(f"SELECT count() FROM {table}"))
+    rows = client.command(f"SELECT count() FROM {table}")
+    assert isinstance(rows, int)
+    return rows
 
 
 # ---- stock clickhouse-connect -------------------------------------------------------------
@@ -219,7 +225,11 @@ def test_command_results(client: Client) -> None:
     assert client.command(f"EXISTS TABLE {table}") == 1
 
 
-def test_insert_deduplication_token_is_honoured(client: Client) -> None:
+@pytest.mark.parametrize("session", [True, False], ids=["session", "sessionless"])
+def test_insert_deduplication_token_is_honoured(server: Server, session: bool) -> None:
+    client = clickhouse_connect.get_client(
+        host=server.host, port=server.port, autogenerate_session_id=session
+    )
     window = "SETTINGS non_replicated_deduplication_window = 100"
     table = new_table(client, "id UInt64, v String", window)
     batch_a = [[i, "a"] for i in range(10)]
@@ -233,11 +243,28 @@ def test_insert_deduplication_token_is_honoured(client: Client) -> None:
     assert count(client, table) == 10
     client.insert(table, batch_b, settings={"insert_deduplication_token": "t2"})
     assert count(client, table) == 20
+    client.close()
+
+
+@pytest.mark.parametrize("session", [True, False], ids=["session", "sessionless"])
+def test_database_parameter(server: Server, client: Client, session: bool) -> None:
+    table = new_table(client, "x UInt8")
+    ch = clickhouse_connect.get_client(
+        host=server.host, port=server.port, database="hs", autogenerate_session_id=session
+    )
+    try:
+        assert ch.command("SELECT currentDatabase()") == "hs"
+        ch.insert(table.removeprefix("hs."), [[1], [2]])
+        assert ch.command(f"SELECT sum(x) FROM {table.removeprefix('hs.')}") == 3
+    finally:
+        ch.close()
 
 
 def test_settings_apply_to_one_request_only(server: Server) -> None:
     def block_size(ch: Client, **settings: int) -> int:
-        return int(ch.command("SELECT getSetting('max_block_size')", settings=settings or None))
+        value = ch.command("SELECT getSetting('max_block_size')", settings=settings or None)
+        assert isinstance(value, int)
+        return value
 
     sessionless = clickhouse_connect.get_client(
         host=server.host, port=server.port, autogenerate_session_id=False
@@ -356,11 +383,11 @@ def test_response_compression(server: Server) -> None:
     assert gzip.decompress(packed.body) == plain.body
 
 
-def wait_for(predicate: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
+def wait_for(predicate: Callable[[], bool], what: str, every_s: float = 0.05) -> None:
+    deadline = time.monotonic() + 10
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+        time.sleep(every_s)
 
 
 def test_session_is_used_by_one_request_at_a_time(server: Server) -> None:
@@ -377,15 +404,17 @@ def test_session_is_used_by_one_request_at_a_time(server: Server) -> None:
 
 
 def test_sessions_expire_and_can_be_checked(server: Server) -> None:
-    def probe() -> str:
-        reply = http(server, query="SELECT 1", session_id="short", session_check="1")
+    def probe() -> str:  # every request re-arms the session's timeout, as in ClickHouse
+        reply = http(
+            server, query="SELECT 1", session_id="short", session_check="1", session_timeout="1"
+        )
         return reply.headers.get("X-ClickHouse-Exception-Code", "")
 
     assert probe() == "372"  # SESSION_NOT_FOUND
     created = http(server, query="SELECT 1", session_id="short", session_timeout="1")
     assert created.status == 200
     assert probe() == ""
-    wait_for(lambda: probe() == "372", "the session to expire")
+    wait_for(lambda: probe() == "372", "the session to expire", every_s=1.2)
 
 
 def test_bad_requests_are_answered_and_survived(server: Server, client: Client) -> None:
@@ -406,7 +435,7 @@ def test_bad_requests_are_answered_and_survived(server: Server, client: Client) 
             headers={"Content-Encoding": "lz4"},
             query=insert,
         ),
-        http(server, query="SELECT 1", **{"bad-setting": "1"}),
+        http(server, path="/?query=SELECT+1&bad-setting=1"),
         http(server, query="SELECT 1", no_such_setting="1"),
         http(server, query="SELECT 1", max_block_size="many"),
         http(server, query="SELECT 1", session_id="x", session_timeout="-5"),
@@ -475,4 +504,3 @@ def test_restart_keeps_data_and_releases_the_directory(tmp_path: Path) -> None:
         assert http(second, query="SELECT count() FROM kept").body == b"123\n"
     finally:
         assert stop_server(second) == 0
-    assert os.path.isdir(tmp_path / "data")
