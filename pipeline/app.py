@@ -11,6 +11,7 @@ dead letters; anything else is a bug and stops the worker loudly instead of acki
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import faust
@@ -19,6 +20,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from deploy.clickhouse_client import connect
 from pipeline import metrics, retries, rows
 from pipeline.derive import derive
+from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
 from pipeline.validate import validate
@@ -74,6 +76,19 @@ def create_app(settings: Settings) -> faust.App:
     )
     window_ms = settings.retry_window_s * 1000
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
+    watch = OffsetWatch()
+
+    def in_order(record: Any) -> None:
+        """Stop the worker at once when Faust skipped messages (see `pipeline.gaps`)."""
+        message = record.message
+        committed = getattr(app.consumer, "_committed_offset", {}).get(message.tp)
+        hole = watch.check(message.topic, message.partition, message.offset, committed)
+        if hole:
+            log.critical(
+                "Faust skipped messages (%s): exiting to resume from the committed offset", hole
+            )
+            logging.shutdown()
+            os._exit(GAP_EXIT_CODE)
 
     async def dead_letter(letter: DeadLetter) -> None:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
@@ -86,6 +101,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(raw, concurrency=1)
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
+            in_order(record)
             message = record.message
             result = validate(record.value, message.partition, message.offset, registry.context)
             if isinstance(result, DeadLetter):
@@ -100,6 +116,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(events, concurrency=1)
     async def dedup_and_derive(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
+            in_order(record)
             item = event_codec.decode(record.value)
             duplicate_of = None
             if item.fingerprint:
@@ -130,6 +147,8 @@ def create_app(settings: Settings) -> faust.App:
         async for batch in stream.take_events(  # type: ignore[attr-defined]
             settings.sink_batch_rows, within=settings.sink_batch_seconds
         ):
+            for record in batch:
+                in_order(record)
             await sink.write(
                 [_bundle(record.message.topic == dlq_name, record.value) for record in batch]
             )
@@ -145,6 +164,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         sink.progress.forget()
+        watch.reset()
 
     return app
 

@@ -1,13 +1,64 @@
-"""`python -m pipeline.worker`: run one hitstream worker with the process's `HITS_*` settings."""
+"""`python -m pipeline.worker`: one hitstream worker, under a small supervisor.
+
+The supervisor runs the Faust worker as a child process and starts it again when it exits with
+`GAP_EXIT_CODE` (it stopped itself because Faust skipped messages: see `pipeline.gaps`); any other
+exit ends the supervisor with the same code. SIGTERM and SIGINT are passed to the child, and the
+child dies with the supervisor (PR_SET_PDEATHSIG), so `kill -9` of either leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from types import FrameType
 
-from pipeline.app import create_app
+from pipeline.gaps import GAP_EXIT_CODE
 from schemas.settings import SettingsError, load_settings
+
+log = logging.getLogger("pipeline.worker")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def supervise() -> int:
+    stopping = False
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.worker", "--child"], preexec_fn=_die_with_parent
+        )
+        code = child.wait()
+        if code != GAP_EXIT_CODE or stopping:
+            return code
+        log.warning("worker stopped itself to resume from committed offsets; starting it again")
+        time.sleep(0.5)
+
+
+def run_worker() -> None:
+    from pipeline.app import create_app
+
+    settings = load_settings()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    app.main()
 
 
 def main() -> None:
@@ -19,10 +70,10 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
-    app.main()
+    if "--child" in sys.argv[1:]:
+        run_worker()
+    else:
+        raise SystemExit(supervise())
 
 
 if __name__ == "__main__":

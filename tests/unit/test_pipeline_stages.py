@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import retries
+from pipeline.gaps import OffsetWatch
 from pipeline.derive import derive
 from pipeline.progress import Progress
 from pipeline.rows import RowBundle, dead_letter_bundle
@@ -221,3 +222,30 @@ def test_dedup_token_is_deterministic_for_the_same_ranges() -> None:
     [b] = Progress(loaded={0}).plan([bundle(1), bundle(2)])
     [c] = Progress(loaded={0}).plan([bundle(1), bundle(3)])
     assert a.dedup_token() == b.dedup_token() != c.dedup_token()
+
+
+# --- offset holes (faust #596 guard) ----------------------------------------------------------
+
+
+def test_contiguous_offsets_and_redeliveries_pass() -> None:
+    watch = OffsetWatch()
+    assert [watch.check("t", 0, o, committed=3) for o in (3, 4, 5, 4, 5, 6)] == [None] * 6
+
+
+def test_a_hole_after_delivered_messages_is_reported() -> None:
+    watch = OffsetWatch()
+    assert watch.check("t", 3, 3, committed=3) is None
+    assert watch.check("t", 3, 4, committed=None) is None
+    assert watch.check("t", 3, 15, committed=None) == "t[3]: got offset 15, expected 5"
+
+
+def test_a_hole_at_the_head_is_reported_against_the_committed_offset() -> None:
+    assert OffsetWatch().check("t", 1, 9, committed=5) == "t[1]: got offset 9, expected 5"
+
+
+def test_partitions_are_watched_separately_and_reset_on_rebalance() -> None:
+    watch = OffsetWatch()
+    watch.check("t", 0, 10, committed=10)
+    assert watch.check("t", 1, 0, committed=None) is None
+    watch.reset()
+    assert watch.check("t", 0, 4, committed=4) is None
