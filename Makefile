@@ -53,5 +53,9 @@ typecheck: install
 bench: install
 	$(PY) -m bench
 
+## A simulated experiment through the running stack (make run first), then its results table.
+demo: install
+	$(PY) -m results.demo
+
 clean: down
 	rm -rf .local $(VENV)

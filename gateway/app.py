@@ -19,7 +19,14 @@ from schemas.settings import Settings
 
 
 def create_app(settings: Settings, publisher: KafkaPublisher | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    # aiohttp answers 400 itself, before any handler, to a request line or header over 8190
+    # bytes: a beacon with a long query (too_many_parameters, long values) or a big cookie would
+    # be lost instead of answered 200 and dead-lettered. Allow what a body may carry.
+    lines = max(8190, settings.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes + 1,
+        handler_args={"max_line_size": lines, "max_field_size": lines},
+    )
     app[SETTINGS] = settings
     app[PUBLISHER] = publisher = publisher or KafkaPublisher(settings)
     app[DELIVERY] = Delivery(publisher, Spool(Path(settings.spool_dir), settings.spool_max_bytes))

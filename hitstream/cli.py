@@ -4,6 +4,7 @@ hitstream settings [--markdown]   every HITS_* variable, its default and meaning
 hitstream migrate                 apply the ClickHouse DDL (deploy/clickhouse/*.sql)
 hitstream topics                  create the hits topics
 hitstream experiments add|list|remove   the experiment registry
+hitstream results <experiment> --tenant T   experiment results (rates, lifts, p-values, SRM)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 
 from hitstream import experiments
+from results import report
 from schemas.settings import FIELDS, env_name, load_settings
 
 
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         description="example: HITS_KAFKA_BOOTSTRAP=127.0.0.1:9092 hitstream topics",
     )
     experiments.add_parser(sub)
+    report.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "settings":
         print(settings_table(args.markdown))
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.command == "experiments":
         return experiments.run(args, settings)
+    if args.command == "results":
+        return report.run(args, settings)
     if args.command == "migrate":
         from deploy.migrate import migrate
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from schemas import optimizely
+from schemas import monetate, octeth, optimizely
 from schemas.outcome import Outcome, Rejected
 from schemas.rawhit import RawHit
 
@@ -33,6 +33,8 @@ def _optimizely(hit: RawHit, context: ParseContext) -> Outcome:
 
 PARSERS: dict[str, Parser] = {
     "optimizely": _optimizely,
+    "monetate": monetate.parse,
+    "octeth": octeth.parse,
 }
 
 

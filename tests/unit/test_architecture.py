@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = {"schemas", "gateway", "pipeline", "deploy", "hitstream"}
+PROJECT = {"schemas", "gateway", "pipeline", "deploy", "hitstream", "results"}
 ALLOWED = {
     "schemas": {"schemas"},
     "deploy": {"schemas", "deploy"},
     "gateway": {"schemas", "deploy", "gateway"},
     "pipeline": {"schemas", "deploy", "pipeline"},
+    "results": {"schemas", "deploy", "results"},
     "hitstream": PROJECT,
 }
 SCHEMAS_THIRD_PARTY = {"orjson"}

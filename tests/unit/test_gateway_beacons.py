@@ -6,6 +6,7 @@ The publisher here records what it is given (the real Kafka path is in tests/int
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,17 @@ async def test_oversized_body_is_cut_and_marked_for_the_dead_letters(client_and_
     assert response.status == 200
     hit = rawhit.decode(publisher.sent[0][1])
     assert len(hit.body) == 2048 and hit.header(rawhit.REJECT_HEADER).startswith("body_too_large")
+
+
+async def test_long_query_and_cookie_are_published_not_refused(settings: Settings) -> None:
+    """Past aiohttp's 8190-byte default a request would get its 400 before any handler."""
+    publisher = RecordingPublisher()
+    app = create_app(replace(settings, max_body_bytes=65536), publisher)
+    query = "a=1&u=v&n=e" + "".join(f"&p{i}={i}" for i in range(2000))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/event?" + query, headers={"Cookie": "c=" + "x" * 20_000})
+    assert response.status == 200
+    assert rawhit.decode(publisher.sent[0][1]).query == query
 
 
 async def test_preflight_allows_any_page(client_and_sent) -> None:  # type: ignore[no-untyped-def]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline import retries
-from pipeline.gaps import OffsetWatch
 from pipeline.derive import derive
+from pipeline.gaps import OffsetWatch
 from pipeline.progress import Progress
 from pipeline.rows import RowBundle, dead_letter_bundle
 from pipeline.validate import validate

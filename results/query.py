@@ -1,0 +1,188 @@
+"""Per-variation aggregates of one experiment, read from the results views (004_results_views.sql).
+
+Every query is a constant string; the tenant, experiment, goals and slice travel as `{name:Type}`
+binds (ClickHouse substitutes them server-side), never formatted into the SQL. A slice is any
+number of `dimensions` key=value pairs and optionally a device type; bots and visitors exposed
+to several variations are excluded unless asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from results.stats import Moments
+
+DEVICE_KEY = "device_type"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    goals: tuple[str, ...] = ()  # empty: every goal converted by an exposed visitor
+    slice: tuple[tuple[str, str], ...] = ()  # dimensions key=value pairs, all must hold
+    device_type: str = ""
+    include_bots: bool = False
+    include_multi: bool = False
+
+    @classmethod
+    def parse_slices(cls, pairs: Iterable[str], **kwargs: Any) -> Filters:
+        """`key=value` strings (`device_type=mobile` slices on the device) into filters."""
+        dims: list[tuple[str, str]] = []
+        device = ""
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise ValueError(f"slice {pair!r} is not key=value")
+            if key == DEVICE_KEY:
+                device = value
+            else:
+                dims.append((key, value))
+        return cls(slice=tuple(dims), device_type=device, **kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "goals": list(self.goals),
+            "slice": dict(self.slice)
+            | ({DEVICE_KEY: self.device_type} if self.device_type else {}),
+            "include_bots": self.include_bots,
+            "include_multi": self.include_multi,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoalCounts:
+    converters: int
+    conversions: int
+    rate: Moments  # Y = converted (0/1), X = pre-exposure conversions of the goal
+    revenue: Moments  # Y = revenue in cents after exposure, X = before it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Aggregates:
+    tenant: str
+    experiment: str
+    registered: bool  # False: not in the registry (control guessed, equal weights)
+    control: str
+    weights: dict[str, float]  # variation -> planned share (normalised later)
+    visitors: dict[str, int]  # variation -> exposed visitors after the filters
+    bots: int  # bot visitors in the slice (excluded unless include_bots)
+    multi: int  # multi-variation visitors in the slice (excluded unless include_multi)
+    goals: dict[str, dict[str, GoalCounts]]  # goal -> variation -> counts
+    sessions: dict[str, dict[str, int]]  # event name -> variation -> sessions with it
+    daily_exposed: dict[str, dict[dt.date, int]] = field(default_factory=dict)  # v -> day -> n
+    daily_converted: dict[str, dict[str, dict[dt.date, int]]] = field(default_factory=dict)
+
+    @property
+    def variations(self) -> list[str]:
+        """Control first, then the others in id order (registry and observed ones)."""
+        others = sorted((set(self.weights) | set(self.visitors)) - {self.control})
+        return [self.control, *others] if self.control else others
+
+
+_FILTER = """tenant = {tenant:String} AND experiment_id = {experiment:String}
+  AND arrayAll((k, v) -> dimensions[k] = v,
+               {slice_keys:Array(String)}, {slice_values:Array(String)})
+  AND ({device:String} = '' OR device_type = {device:String})"""
+_KEEP = "({bots:UInt8} = 1 OR is_bot = 0) AND ({multi:UInt8} = 1 OR is_multi = 0)"
+_GOAL = "(empty({goals:Array(String)}) OR has({goals:Array(String)}, goal_id))"
+
+REGISTRY_SQL = """SELECT variation_id, argMax(is_control, updated_at), argMax(weight, updated_at)
+FROM experiments WHERE tenant = {tenant:String} AND experiment_id = {experiment:String}
+GROUP BY variation_id HAVING argMax(deleted, updated_at) = 0 ORDER BY variation_id"""
+
+# Per variation and day of first exposure (the report sums the days; the chart accumulates them).
+EXPOSURES_SQL = f"""SELECT variation_id, toDate(first_exposure_at) AS day, countIf({_KEEP}),
+  countIf(is_bot = 1), countIf(is_multi = 1)
+FROM results_exposures WHERE {_FILTER} GROUP BY variation_id, day ORDER BY variation_id, day"""
+
+# Per goal, variation and day of first conversion after exposure (NULL: none, only before).
+GOALS_SQL = f"""SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NULL)
+  AS day, countIf(converted = 1), sum(conversions),
+  sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * converted),
+  sum(revenue_cents), sum(revenue_cents * revenue_cents), sum(pre_revenue_cents),
+  sum(pre_revenue_cents * pre_revenue_cents), sum(pre_revenue_cents * revenue_cents)
+FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
+GROUP BY goal_id, variation_id, day ORDER BY goal_id, variation_id, day"""
+
+SESSIONS_SQL = f"""SELECT event_name, variation_id, uniqExact(visitor_id, session_id)
+FROM results_sessions WHERE {_FILTER} AND {_KEEP}
+GROUP BY event_name, variation_id ORDER BY event_name, variation_id"""
+
+
+def parameters(tenant: str, experiment: str, filters: Filters) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "experiment": experiment,
+        "slice_keys": [k for k, _ in filters.slice],
+        "slice_values": [v for _, v in filters.slice],
+        "device": filters.device_type,
+        "bots": int(filters.include_bots),
+        "multi": int(filters.include_multi),
+        "goals": list(filters.goals),
+    }
+
+
+def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in client.query(sql, parameters=dict(params)).result_rows]
+
+
+def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggregates:
+    """Every aggregate the report needs, from four queries."""
+    params = parameters(tenant, experiment, filters)
+    registry = _rows(client, REGISTRY_SQL, params)
+    weights = {str(v): float(w) for v, _, w in registry}
+    control = next((str(v) for v, c, _ in registry if c), "")
+    visitors: dict[str, int] = defaultdict(int)
+    exposed: dict[str, dict[dt.date, int]] = defaultdict(dict)
+    bots = multi = 0
+    for variation, day, kept, bot, both in _rows(client, EXPOSURES_SQL, params):
+        visitors[str(variation)] += int(kept)
+        if kept:
+            exposed[str(variation)][day] = int(kept)
+        bots, multi = bots + int(bot), multi + int(both)
+    if not control:
+        control = min(weights or visitors, default="")
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 10)
+    converted: dict[str, dict[str, dict[dt.date, int]]] = defaultdict(lambda: defaultdict(dict))
+    for goal, variation, day, *values in _rows(client, GOALS_SQL, params):
+        key = (str(goal), str(variation))
+        sums[key] = [a + int(b) for a, b in zip(sums[key], values, strict=True)]
+        if day is not None:
+            converted[key[0]][key[1]][day] = int(values[0])
+    goals: dict[str, dict[str, GoalCounts]] = defaultdict(dict)
+    for (goal, variation), (c, conversions, x, x2, xy, r, r2, rx, rx2, rxy) in sums.items():
+        n = visitors.get(variation, 0)
+        goals[goal][variation] = GoalCounts(
+            converters=c,
+            conversions=conversions,
+            rate=Moments(n=n, sum_y=c, sum_y2=c, sum_x=x, sum_x2=x2, sum_xy=xy),
+            revenue=Moments(n=n, sum_y=r, sum_y2=r2, sum_x=rx, sum_x2=rx2, sum_xy=rxy),
+        )
+    sessions: dict[str, dict[str, int]] = defaultdict(dict)
+    for name, variation, count in _rows(client, SESSIONS_SQL, params):
+        sessions[str(name)][str(variation)] = int(count)
+    return Aggregates(
+        tenant=tenant,
+        experiment=experiment,
+        registered=bool(registry),
+        control=control,
+        weights=weights,
+        visitors=dict(visitors),
+        bots=bots,
+        multi=multi,
+        goals=dict(goals),
+        sessions=dict(sessions),
+        daily_exposed=dict(exposed),
+        daily_converted={g: dict(v) for g, v in converted.items()},
+    )
+
+
+def empty_counts(n: int) -> GoalCounts:
+    """A variation whose visitors never converted to the goal."""
+    zero = Moments(n=n, sum_y=0, sum_y2=0)
+    return GoalCounts(converters=0, conversions=0, rate=zero, revenue=zero)
