@@ -29,8 +29,10 @@ down:
 status: install
 	$(PY) -m deploy.stack status
 
-## Every test: unit tests, then integration tests on the real Kafka and ClickHouse engine.
-test: install
+## Every test: lint and types, the tag's JavaScript tests, unit, then integration tests on the
+## real Kafka and ClickHouse engine.
+test: install lint typecheck
+	node --test tests/js/
 	$(PY) -m pytest tests
 
 test-unit: install
