@@ -107,6 +107,7 @@ def hits_settings(infra: Infra, tmp_path: Path) -> Settings:
         gateway_port=free_port(),
         sink_batch_seconds=0.2,
         publish_timeout_s=5.0,
+        spool_dir=str(tmp_path / "spool"),
     )
     prepare(settings)
     return settings
