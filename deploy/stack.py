@@ -55,6 +55,7 @@ def up() -> int:
         kafka_bootstrap=kafka.bootstrap,
         clickhouse_url=f"http://127.0.0.1:{ch_port}",
         data_dir=str(LOCAL / "data" / "worker"),
+        spool_dir=str(LOCAL / "spool" / "gateway"),
         gateway_port=_port(settings.gateway_port),
         worker_web_port=_port(settings.worker_web_port),
         kafka_session_timeout_s=min(settings.kafka_session_timeout_s, 6.0),
