@@ -7,9 +7,9 @@ import platform
 import time
 from collections.abc import Callable
 
-from bench import gateway
+from bench import gateway, sink
 
-BENCHES: dict[str, Callable[[], list[str]]] = {"gateway": gateway.run}
+BENCHES: dict[str, Callable[[], list[str]]] = {"gateway": gateway.run, "sink": sink.run}
 
 
 def main() -> None:
