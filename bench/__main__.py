@@ -7,9 +7,13 @@ import platform
 import time
 from collections.abc import Callable
 
-from bench import gateway, sink
+from bench import gateway, pipeline, sink
 
-BENCHES: dict[str, Callable[[], list[str]]] = {"gateway": gateway.run, "sink": sink.run}
+BENCHES: dict[str, Callable[[], list[str]]] = {
+    "gateway": gateway.run,
+    "pipeline": pipeline.run,
+    "sink": sink.run,
+}
 
 
 def main() -> None:
