@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := .local/kafka/libs/.resolved
 
-.PHONY: install run down status test test-unit test-integration lint format typecheck bench chaos demo clean
+.PHONY: install run down status test e2e-deps test-unit test-integration lint format typecheck bench chaos demo clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
@@ -31,9 +31,18 @@ status: install
 
 ## Every test: lint and types, the tag's JavaScript tests, unit, then integration tests on the
 ## real Kafka and ClickHouse engine.
-test: install lint typecheck
+test: install lint typecheck e2e-deps
 	node --test tests/js/
 	$(PY) -m pytest tests
+
+## The real-browser test's dependencies: playwright-core in tests/e2e/node_modules (git-ignored)
+## and Chromium, each only when missing. Without root apt fails: the browser test then skips.
+e2e-deps:
+	@test -d tests/e2e/node_modules/playwright-core || \
+		npm install --no-save --no-package-lock --prefix tests/e2e playwright-core@1.55.1 || \
+		echo "e2e-deps: npm install failed; the browser test will be skipped"
+	@test -x /usr/bin/chromium || apt-get install -y chromium || \
+		echo "e2e-deps: chromium not installed (not root?); the browser test will be skipped"
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import beacons
+from gateway import admin, beacons, monetate
 from gateway.delivery import Delivery
 from gateway.keys import DELIVERY, PUBLISHER, SETTINGS
 from gateway.publisher import KafkaPublisher
@@ -34,6 +34,10 @@ def create_app(settings: Settings, publisher: KafkaPublisher | None = None) -> w
     app.router.add_get("/event", beacons.optimizely_event)
     app.router.add_post("/event", beacons.optimizely_event)
     app.router.add_route("OPTIONS", "/event", beacons.preflight)
+    app.router.add_post("/monetate/collect", monetate.collect)
+    app.router.add_route("OPTIONS", "/monetate/collect", beacons.preflight)
+    app.router.add_get("/monetate/tag.js", monetate.tag)
+    admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -1,5 +1,7 @@
 """Beacon endpoints (Optimizely `GET|POST /event`): always 200, empty or a 1x1 GIF, no-store.
 
+`publish_beacon` is shared with the Monetate tag's endpoint (gateway/monetate.py).
+
 Whatever arrives is published; what cannot be used becomes a dead letter downstream. The 200
 goes out once Kafka has acknowledged the hit, or once the local spool has it on disk.
 """
@@ -65,14 +67,26 @@ async def optimizely_event(request: web.Request) -> web.Response:
     key = optimizely.partition_key(
         hit.query, hit.header("host"), body=hit.body if hit.method == "POST" else b""
     )
+    return await publish_beacon(request, hit, key, started)
+
+
+async def publish_beacon(
+    request: web.Request, hit: rawhit.RawHit, key: bytes, started: float
+) -> web.Response:
+    """Publish a captured beacon hit (kind `hit.kind`) keyed by `key`; always the beacon 200.
+
+    `started`: `time.perf_counter()` when the request arrived (the latency histogram).
+    """
+    kind = hit.kind
+    settings = request.app[SETTINGS]
     try:
         where = await request.app[DELIVERY].deliver(settings.topic(RAW), rawhit.encode(hit), key)
-        metrics.HITS.labels("optimizely", where).inc()
+        metrics.HITS.labels(kind, where).inc()
     except (SpoolFull, OSError) as exc:
-        metrics.HITS.labels("optimizely", "dropped").inc()
+        metrics.HITS.labels(kind, "dropped").inc()
         metrics.SPOOL_DROPS.inc()
         log.error(
             "hit %s dropped: Kafka is away and the spool cannot keep it (%s)", hit.hit_id, exc
         )
-    metrics.LATENCY.labels("optimizely").observe(time.perf_counter() - started)
+    metrics.LATENCY.labels(kind).observe(time.perf_counter() - started)
     return beacon_response(request)

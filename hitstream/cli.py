@@ -4,6 +4,7 @@ hitstream settings [--markdown]   every HITS_* variable, its default and meaning
 hitstream migrate                 apply the ClickHouse DDL (deploy/clickhouse/*.sql)
 hitstream topics                  create the hits topics
 hitstream experiments add|list|remove   the experiment registry
+hitstream definitions add|list|remove   the Monetate event definitions
 hitstream results <experiment> --tenant T   experiment results (rates, lifts, p-values, SRM)
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from hitstream import experiments
+from hitstream import definitions, experiments
 from results import report
 from schemas.settings import FIELDS, env_name, load_settings
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         description="example: HITS_KAFKA_BOOTSTRAP=127.0.0.1:9092 hitstream topics",
     )
     experiments.add_parser(sub)
+    definitions.add_parser(sub)
     report.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "settings":
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.command == "experiments":
         return experiments.run(args, settings)
+    if args.command == "definitions":
+        return definitions.run(args, settings)
     if args.command == "results":
         return report.run(args, settings)
     if args.command == "migrate":

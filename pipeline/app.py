@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
-from pipeline import metrics, retries, rows
+from pipeline import metrics, retries, rows, sessions
+from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
 from pipeline.validate import validate
-from schemas import deadletter
+from schemas import deadletter, monetate
 from schemas import event as event_codec
 from schemas.deadletter import DeadLetter
+from schemas.event import Event
 from schemas.formats import ParseContext
 from schemas.settings import Settings
 from schemas.topics import DLQ, EVENTS, RAW, ROWS
@@ -71,6 +74,17 @@ def create_app(settings: Settings) -> faust.App:
         value_type=bytes,
         changelog_topic=None,
     )
+    # Monetate's first-in-session rule (pipeline/sessions.py), co-partitioned like `retries`.
+    # State bound: expiry of stale keys is not implemented yet; each value stores its receive
+    # time and `sessions.is_expired` says when a purge may drop it (12 h after).
+    first_in_session = app.Table(
+        "sessions",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=None,
+    )
+    definitions = Definitions(lambda: connect(settings))
     registry = Registry(
         ParseContext(late_horizon_ms=settings.late_horizon_s * 1000), lambda: connect(settings)
     )
@@ -104,14 +118,37 @@ def create_app(settings: Settings) -> faust.App:
             in_order(record)
             message = record.message
             result = validate(record.value, message.partition, message.offset, registry.context)
-            if isinstance(result, DeadLetter):
-                await dead_letter(result)
-                continue
-            for item in result:
+            for letter in result.dead_letters:
+                await dead_letter(letter)
+            for item in result.events:
                 metrics.EVENTS.labels(item.source).inc()
                 await events.send(
                     key=item.key(), value=event_codec.encode(item), partition=message.partition
                 )
+
+    def session_count(item: Event) -> tuple[Event, bool, bool]:
+        """(the event with its counting flags, first_in_session, counted) for Monetate events.
+
+        Decided on the event's id and receive time only (never the wall clock): a replay gives
+        the same answer. Other sources: not first in any session, always counted.
+        """
+        if item.source != monetate.SOURCE:
+            return item, False, True
+        counted, flags = judge(definitions.get(item.tenant, item.name), item)
+        if flags:
+            item = replace(item, flags=tuple(sorted({*item.flags, *flags})))
+        key = sessions.table_key(item.tenant, item.session_id, item.name)
+        if key is None:
+            return item, False, counted
+        first, new_value = sessions.first_in_session(
+            sessions.decode(first_in_session.get(key)),
+            item.event_id,
+            item.received_at_ms,
+            sessions.SESSION_HORIZON_MS,
+        )
+        if new_value is not None:
+            first_in_session[key] = sessions.encode(new_value)
+        return item, first, counted
 
     @app.agent(events, concurrency=1)
     async def dedup_and_derive(stream: faust.StreamT[bytes]) -> None:
@@ -131,7 +168,10 @@ def create_app(settings: Settings) -> faust.App:
                     first_seen[key] = retries.encode(new_value)
                 if duplicate_of is not None:
                     metrics.RETRY_DUPLICATES.inc()
-            bundle = derive(item, duplicate_of)
+            if not definitions.loaded:
+                await definitions.refresh()  # first use: don't judge against no definitions
+            item, first, counted = session_count(item)
+            bundle = derive(item, duplicate_of, first_in_session=first, counted=counted)
             await rows_topic.send(
                 key=record.message.key,
                 value=rows.encode(bundle),
@@ -156,10 +196,12 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def load_registry() -> None:
         await registry.refresh()
+        await definitions.refresh()
 
     @app.timer(interval=settings.registry_refresh_s)
     async def refresh_registry() -> None:
         await registry.refresh()
+        await definitions.refresh()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -3,6 +3,9 @@
 A goal id equal to an experiment id in the event's experiment map is an impression of that
 experiment's variation; every other goal id is one conversion. An exact client retry is stored
 as an event (`duplicate_of` set) but yields no impression and no conversion.
+
+`first_in_session` and `counted` (Monetate's "sessions with the event", decided by the dedup agent
+with pipeline/sessions.py and pipeline/definitions.py) are stored on the event row as 0/1.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ from pipeline.rows import RowBundle
 from schemas.event import Event, stable_id
 
 
-def derive(event: Event, duplicate_of: str | None = None) -> RowBundle:
+def derive(
+    event: Event,
+    duplicate_of: str | None = None,
+    first_in_session: bool = False,
+    counted: bool = True,
+) -> RowBundle:
     lineage = event.lineage
     src = [lineage.partition, lineage.position]
-    tables: dict[str, list[list[Any]]] = {"events": [_event_row(event, duplicate_of) + src]}
+    row = [*_event_row(event, duplicate_of), int(first_in_session), int(counted)]
+    tables: dict[str, list[list[Any]]] = {"events": [row + src]}
     if duplicate_of is None:
         impressions, conversions = [], []
         for goal in event.goals:

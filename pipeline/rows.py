@@ -36,6 +36,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "device_type",
         "flags",
         "duplicate_of",
+        "first_in_session",
+        "counted",
         "src_partition",
         "src_pos",
     ),

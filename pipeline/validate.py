@@ -1,19 +1,36 @@
-"""Stage 1: a raw `hits.raw` message becomes canonical events, or one dead letter."""
+"""Stage 1: a raw `hits.raw` message becomes canonical events, or one dead letter.
+
+A Monetate beacon may give both: its good events, and one dead letter per event whose key breaks
+the key rule (`schemas.monetate.split_bad_keys`; the letter's lineage index is the event's).
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from schemas import rawhit
+from schemas import monetate, rawhit
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Event, Lineage
 from schemas.formats import ParseContext, parse
 from schemas.outcome import Rejected
 
 
-def validate(
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """What one raw message gives: events to publish, dead letters to send (either may be empty)."""
+
+    events: tuple[Event, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
+
+
+def validate(data: bytes, partition: int, offset: int, context: ParseContext) -> Validated:
+    result = _validate(data, partition, offset, context)
+    return Validated(dead_letters=(result,)) if isinstance(result, DeadLetter) else result
+
+
+def _validate(
     data: bytes, partition: int, offset: int, context: ParseContext
-) -> tuple[Event, ...] | DeadLetter:
+) -> Validated | DeadLetter:
     """Decode and parse one raw message read at `partition`@`offset`.
 
     Events get their lineage (where in `hits.raw` they came from); a rejection becomes a dead
@@ -50,9 +67,19 @@ def validate(
             "too_many_events",
             f"{len(outcome.events)} events, at most {MAX_EVENTS_PER_HIT}",
         )
-    return tuple(
+    events = tuple(
         replace(e, lineage=Lineage(partition=partition, offset=offset, index=i))
         for i, e in enumerate(outcome.events)
+    )
+    if hit.kind != monetate.SOURCE:
+        return Validated(events)
+    good, bad = monetate.split_bad_keys(events)
+    return Validated(
+        good,
+        tuple(
+            _dead_letter(hit, data, partition, offset, r.reason, r.detail, index=e.lineage.index)
+            for e, r in bad
+        ),
     )
 
 
@@ -64,6 +91,7 @@ def _dead_letter(
     reason: str,
     detail: str,
     stage: str = "validate",
+    index: int = 0,
 ) -> DeadLetter:
     return DeadLetter(
         hit_id=hit.hit_id,
@@ -73,5 +101,5 @@ def _dead_letter(
         source=hit.kind,
         received_at_ms=hit.received_at_ms,
         raw=rawhit.as_json_text(data),
-        lineage=Lineage(partition=partition, offset=offset),
+        lineage=Lineage(partition=partition, offset=offset, index=index),
     )

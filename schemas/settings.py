@@ -62,6 +62,9 @@ class Settings:
     spool_max_bytes: int = _env(
         "Size of the spool at most; past it beacons are dropped, counted and logged.", 1 << 30
     )
+    admin_key: str = _env(
+        "Key of the gateway's admin API (/admin/...); empty: the admin API is off (404).", ""
+    )
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")

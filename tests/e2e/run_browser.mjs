@@ -4,6 +4,7 @@
 //   (tests/e2e/node_modules is git-ignored)
 //   node tests/e2e/run_browser.mjs                       # the tag against a local collector
 //   node tests/e2e/run_browser.mjs --gateway http://127.0.0.1:8080   # against the gateway
+//   node tests/e2e/run_browser.mjs --gateway <url> --sessions 2      # two visitors/sessions
 //
 // It serves the page and the tag itself (127.0.0.1, a free port). Without --gateway the page's
 // endpoint is a small collector in this process: the script checks what arrived (keys in
@@ -11,6 +12,8 @@
 // exits 1 on a mismatch. With --gateway the page posts to `<gateway>/monetate/collect`; the
 // caller then checks ClickHouse (events, and one `bad_event_key` dead letter per page load).
 // Either way the last stdout line is a JSON summary. CHROMIUM overrides the browser's path.
+// --sessions N (default 1) repeats it in N browser contexts (own cookie jars: one visitor and
+// one session each); the summary's `sessions` lists each one's pushed keys and cookies.
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -117,14 +120,38 @@ async function main() {
     args: FLAGS,
   });
   try {
-    const context = await browser.newContext(); // one cookie jar: two loads, one visitor
-    const tab = await context.newPage();
-    const pushed = [...(await loadPage(tab, url)), ...(await loadPage(tab, url))];
-    const cookies = Object.fromEntries(
-      (await context.cookies()).map((cookie) => [cookie.name, cookie.value]),
-    );
-    const summary = { origin, endpoint: endpoint || `${origin}/monetate/collect`, pushed, cookies };
-    if (!gateway) {
+    const sessions = [];
+    for (let n = Number(option("--sessions") || 1); sessions.length < n; ) {
+      const context = await browser.newContext(); // one cookie jar: two loads, one visitor
+      const beacons = { sent: 0, done: 0 }; // the beacons to the collector, sent and answered
+      const collect = (request) => request.url().endsWith("/monetate/collect");
+      context.on("request", (r) => (beacons.sent += collect(r) ? 1 : 0));
+      context.on("requestfinished", (r) => (beacons.done += collect(r) ? 1 : 0));
+      context.on("requestfailed", (r) => (beacons.done += collect(r) ? 1 : 0));
+      const tab = await context.newPage();
+      const keys = [...(await loadPage(tab, url)), ...(await loadPage(tab, url))];
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the last tick's beacon
+      await until(() => beacons.sent > 0, "beacons sent");
+      // Chromium does not always report a keepalive beacon as finished: wait a little for it.
+      const settled = Date.now() + 3000;
+      while (beacons.done < beacons.sent && Date.now() < settled) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const cookies = Object.fromEntries(
+        (await context.cookies()).map((cookie) => [cookie.name, cookie.value]),
+      );
+      sessions.push({ pushed: keys, cookies });
+      await context.close();
+    }
+    const { pushed, cookies } = sessions[0];
+    const summary = {
+      origin,
+      endpoint: endpoint || `${origin}/monetate/collect`,
+      pushed,
+      cookies,
+      sessions,
+    };
+    if (!gateway && sessions.length === 1) {
       await until(
         () => received.reduce((n, r) => n + r.body.events.length, 0) >= pushed.length,
         `${pushed.length} events at the collector`,

@@ -54,8 +54,9 @@ def event(**overrides: object) -> Event:
 
 
 def test_validate_gives_events_with_their_lineage() -> None:
-    result = validate(raw("a=1&u=v1&n=e&x2=3"), partition=3, offset=77, context=CONTEXT)
-    assert isinstance(result, tuple) and len(result) == 1
+    validated = validate(raw("a=1&u=v1&n=e&x2=3"), partition=3, offset=77, context=CONTEXT)
+    result = validated.events
+    assert len(result) == 1 and validated.dead_letters == ()
     assert result[0].lineage == Lineage(partition=3, offset=77, index=0)
     assert (result[0].tenant, result[0].visitor_id, result[0].experiments) == (
         "1",
@@ -80,16 +81,17 @@ def test_validate_gives_events_with_their_lineage() -> None:
     ids=["not-json", "not-object", "version", "no-u", "gateway-refused"],
 )
 def test_validate_turns_bad_input_into_a_dead_letter(data: bytes, reason: str, stage: str) -> None:
-    result = validate(data, partition=1, offset=9, context=CONTEXT)
-    assert isinstance(result, DeadLetter)
+    validated = validate(data, partition=1, offset=9, context=CONTEXT)
+    assert validated.events == () and len(validated.dead_letters) == 1
+    result = validated.dead_letters[0]
     assert (result.reason, result.stage, result.lineage.offset) == (reason, stage, 9)
     assert result.raw  # the raw message travels with its dead letter
 
 
 def test_unsupported_kind_is_a_dead_letter_not_a_crash() -> None:
     data = rawhit.encode(rawhit.RawHit(hit_id="h", kind="native", received_at_ms=1))
-    result = validate(data, 0, 0, CONTEXT)
-    assert isinstance(result, DeadLetter) and result.reason == "unsupported_kind"
+    [result] = validate(data, 0, 0, CONTEXT).dead_letters
+    assert result.reason == "unsupported_kind"
 
 
 # --- retries ----------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""Monetate event definitions as the worker sees them: read from ClickHouse, refreshed on a timer.
+
+Like `pipeline.registry`: `event_definitions FINAL WHERE deleted = 0` (deploy/event_definitions)
+is re-read on the registry timer and swapped in whole; a failed read keeps the last set (a
+ClickHouse outage must not stop counting). `judge` is the pure decision per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from clickhouse_connect.driver.client import Client
+
+from deploy import event_definitions as store
+from schemas.event import Event
+from schemas.monetate_definitions import EventDefinition, matches
+
+log = logging.getLogger(__name__)
+
+UNDEFINED_EVENT_KEY = "undefined_event_key"  # well-formed key, no definition: stored, not counted
+CONDITIONS_NOT_MET = "conditions_not_met"  # defined, but a condition does not hold: not counted
+
+Index = dict[tuple[str, str], EventDefinition]
+
+
+def judge(definition: EventDefinition | None, event: Event) -> tuple[bool, tuple[str, ...]]:
+    """(whether `event` counts, flags to add): it counts when defined and its conditions hold."""
+    if definition is None:
+        return False, (UNDEFINED_EVENT_KEY,)
+    if not matches(definition, event):
+        return False, (CONDITIONS_NOT_MET,)
+    return True, ()
+
+
+def index(definitions: list[EventDefinition]) -> Index:
+    return {(d.site, d.key): d for d in definitions}
+
+
+class Definitions:
+    def __init__(self, connect: Callable[[], Client]) -> None:
+        self.by_key: Index = {}
+        self.loaded = False
+        self._connect = connect
+
+    def get(self, tenant: str, key: str) -> EventDefinition | None:
+        return self.by_key.get((tenant, key))
+
+    def _read(self) -> Index:
+        client = self._connect()
+        try:
+            good, bad = store.load(client)
+        finally:
+            client.close()
+        for site, key, invalid in bad:
+            log.warning("event definition %s/%s ignored: %s", site, key, invalid.problems)
+        return index(good)
+
+    async def refresh(self) -> None:
+        """Reload; on failure keep the last definitions."""
+        try:
+            found = await asyncio.to_thread(self._read)
+        except Exception as exc:
+            log.warning("event definitions not refreshed: %s", exc)
+            return
+        self.loaded = True
+        if found != self.by_key:
+            self.by_key = found
+            log.info("event definitions: %d", len(found))
