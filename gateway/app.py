@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway import admin, beacons, monetate
+from gateway import admin, beacons, monetate, octeth
 from gateway.delivery import Delivery
 from gateway.keys import DELIVERY, PUBLISHER, SETTINGS
 from gateway.publisher import KafkaPublisher
@@ -37,6 +37,7 @@ def create_app(settings: Settings, publisher: KafkaPublisher | None = None) -> w
     app.router.add_post("/monetate/collect", monetate.collect)
     app.router.add_route("OPTIONS", "/monetate/collect", beacons.preflight)
     app.router.add_get("/monetate/tag.js", monetate.tag)
+    octeth.add_routes(app)
     admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -5,6 +5,7 @@ hitstream migrate                 apply the ClickHouse DDL (deploy/clickhouse/*.
 hitstream topics                  create the hits topics
 hitstream experiments add|list|remove   the experiment registry
 hitstream definitions add|list|remove   the Monetate event definitions
+hitstream octeth account|key|list ...    the Octeth registry (accounts, keys, lists)
 hitstream results <experiment> --tenant T   experiment results (rates, lifts, p-values, SRM)
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from hitstream import definitions, experiments
+from hitstream import definitions, experiments, octeth
 from results import report
 from schemas.settings import FIELDS, env_name, load_settings
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     experiments.add_parser(sub)
     definitions.add_parser(sub)
+    octeth.add_parser(sub)
     report.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "settings":
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return experiments.run(args, settings)
     if args.command == "definitions":
         return definitions.run(args, settings)
+    if args.command == "octeth":
+        return octeth.run(args, settings)
     if args.command == "results":
         return report.run(args, settings)
     if args.command == "migrate":

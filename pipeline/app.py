@@ -19,7 +19,8 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
-from pipeline import metrics, retries, rows, sessions
+from pipeline import identity, metrics, retries, rows, sessions
+from pipeline import octeth as octeth_rules
 from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
@@ -32,7 +33,7 @@ from schemas.deadletter import DeadLetter
 from schemas.event import Event
 from schemas.formats import ParseContext
 from schemas.settings import Settings
-from schemas.topics import DLQ, EVENTS, RAW, ROWS
+from schemas.topics import DLQ, EVENTS, RAW, ROWS, TRIGGERS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,16 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     raw, events, rows_topic, dlq = topic(RAW), topic(EVENTS), topic(ROWS), topic(DLQ)
+    triggers = app.topic(settings.topic(TRIGGERS), key_type=bytes, value_type=bytes)
+    # Octeth: first conversion per (list, conversion id), see pipeline/octeth.py.
+    first_conversions = app.Table(
+        "octeth_conversions",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=None,
+    )
+    identity_secret = identity.secret_bytes(settings.identity_secret)
     first_seen = app.Table(
         "retries",
         partitions=settings.partitions,
@@ -117,7 +128,13 @@ def create_app(settings: Settings) -> faust.App:
         async for record in stream.events():
             in_order(record)
             message = record.message
-            result = validate(record.value, message.partition, message.offset, registry.context)
+            result = validate(
+                record.value,
+                message.partition,
+                message.offset,
+                registry.context,
+                identity_secret,
+            )
             for letter in result.dead_letters:
                 await dead_letter(letter)
             for item in result.events:
@@ -171,7 +188,24 @@ def create_app(settings: Settings) -> faust.App:
             if not definitions.loaded:
                 await definitions.refresh()  # first use: don't judge against no definitions
             item, first, counted = session_count(item)
-            bundle = derive(item, duplicate_of, first_in_session=first, counted=counted)
+            repeat = False
+            conversion_key = octeth_rules.conversion_key(item)
+            if conversion_key is not None:
+                repeat, stored = octeth_rules.first_conversion(
+                    first_conversions.get(conversion_key), item.event_id
+                )
+                if stored is not None:
+                    first_conversions[conversion_key] = stored
+            bundle = derive(
+                item,
+                duplicate_of,
+                first_in_session=first,
+                counted=counted,
+                conversion_duplicate=repeat,
+            )
+            trigger = octeth_rules.trigger(item)
+            if trigger is not None:
+                await triggers.send(key=record.message.key, value=trigger)
             await rows_topic.send(
                 key=record.message.key,
                 value=rows.encode(bundle),

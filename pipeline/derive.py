@@ -4,6 +4,12 @@ A goal id equal to an experiment id in the event's experiment map is an impressi
 experiment's variation; every other goal id is one conversion. An exact client retry is stored
 as an event (`duplicate_of` set) but yields no impression and no conversion.
 
+Octeth events (source `octeth`) also give: a conversion row for a `conversion` event (goal id =
+its conversion id; `is_duplicate` = 1 unless it is the first of its (list, conversion id), decided
+by the dedup agent), an `identities` row when the validate stage put an `email_hmac` in the
+dimensions (pipeline/identity.py), and one `octeth_properties` row per property key (the
+catalogue of `POST /api/v1/website_events.properties`).
+
 `first_in_session` and `counted` (Monetate's "sessions with the event", decided by the dedup agent
 with pipeline/sessions.py and pipeline/definitions.py) are stored on the event row as 0/1.
 """
@@ -14,7 +20,9 @@ from typing import Any
 
 import orjson
 
+from pipeline.identity import EMAIL_HMAC
 from pipeline.rows import RowBundle
+from schemas import octeth_events
 from schemas.event import Event, stable_id
 
 
@@ -23,6 +31,7 @@ def derive(
     duplicate_of: str | None = None,
     first_in_session: bool = False,
     counted: bool = True,
+    conversion_duplicate: bool = False,
 ) -> RowBundle:
     lineage = event.lineage
     src = [lineage.partition, lineage.position]
@@ -40,6 +49,8 @@ def derive(
             tables["impressions"] = impressions
         if conversions:
             tables["conversions"] = conversions
+    if event.source == octeth_events.SOURCE:
+        _octeth_rows(event, tables, src, conversion_duplicate or duplicate_of is not None)
     return RowBundle("derive", lineage.partition, lineage.position, tables)
 
 
@@ -88,7 +99,31 @@ def _impression_row(e: Event, experiment: str, variation: str) -> list[Any]:
     ]
 
 
-def _conversion_row(e: Event, goal: str) -> list[Any]:
+def _octeth_rows(
+    e: Event, tables: dict[str, list[list[Any]]], src: list[Any], duplicate: bool
+) -> None:
+    goal = e.dimensions.get("conversion_id")
+    if e.dimensions.get("event_type") == octeth_events.CONVERSION and goal is not None:
+        row = _conversion_row(e, goal, is_duplicate=duplicate)
+        tables.setdefault("conversions", []).append(row + src)
+    email_hmac = e.dimensions.get(EMAIL_HMAC)
+    if email_hmac:
+        row = [
+            e.tenant,
+            e.visitor_id,
+            e.dimensions.get("external_id", ""),
+            email_hmac,
+            e.received_at_ms,
+            e.event_id,
+        ]
+        tables["identities"] = [row + src]
+    if e.properties:
+        tables["octeth_properties"] = [
+            [e.tenant, e.name, key, *src] for key in sorted(e.properties)
+        ]
+
+
+def _conversion_row(e: Event, goal: str, is_duplicate: bool = False) -> list[Any]:
     return [
         e.tenant,
         goal,
@@ -104,4 +139,5 @@ def _conversion_row(e: Event, goal: str) -> list[Any]:
         e.received_at_ms,
         e.dimensions,
         list(e.flags),
+        int(is_duplicate),
     ]

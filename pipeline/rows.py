@@ -74,9 +74,21 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "received_at",
         "dimensions",
         "flags",
+        "is_duplicate",
         "src_partition",
         "src_pos",
     ),
+    "identities": (
+        "tenant",
+        "uuid",
+        "external_id",
+        "email_hmac",
+        "first_seen",
+        "event_id",
+        "src_partition",
+        "src_pos",
+    ),
+    "octeth_properties": ("tenant", "event", "key", "src_partition", "src_pos"),
     "dead_letters": (
         "dlq_id",
         "hit_id",
@@ -90,7 +102,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "src_pos",
     ),
 }
-TIME_COLUMNS = frozenset({"occurred_at", "received_at"})
+TIME_COLUMNS = frozenset({"occurred_at", "received_at", "first_seen"})
 # DateTime64(3) holds 1900-01-01 .. 2299-12-31; outside it ClickHouse clamps or wraps silently.
 MIN_TIME_MS = -2208988800000
 MAX_TIME_MS = 10413791999999

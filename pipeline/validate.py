@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from schemas import monetate, rawhit
+from pipeline import identity
+from schemas import monetate, octeth_events, rawhit
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Event, Lineage
 from schemas.formats import ParseContext, parse
@@ -23,13 +24,20 @@ class Validated:
     dead_letters: tuple[DeadLetter, ...] = ()
 
 
-def validate(data: bytes, partition: int, offset: int, context: ParseContext) -> Validated:
-    result = _validate(data, partition, offset, context)
+def validate(
+    data: bytes,
+    partition: int,
+    offset: int,
+    context: ParseContext,
+    identity_secret: bytes = identity.DEV_SECRET.encode(),
+) -> Validated:
+    """`identity_secret`: the key of Octeth email HMACs (`pipeline.identity`)."""
+    result = _validate(data, partition, offset, context, identity_secret)
     return Validated(dead_letters=(result,)) if isinstance(result, DeadLetter) else result
 
 
 def _validate(
-    data: bytes, partition: int, offset: int, context: ParseContext
+    data: bytes, partition: int, offset: int, context: ParseContext, identity_secret: bytes
 ) -> Validated | DeadLetter:
     """Decode and parse one raw message read at `partition`@`offset`.
 
@@ -71,6 +79,8 @@ def _validate(
         replace(e, lineage=Lineage(partition=partition, offset=offset, index=i))
         for i, e in enumerate(outcome.events)
     )
+    if hit.kind == octeth_events.SOURCE:
+        return Validated(identity.link(events, hit, identity_secret))
     if hit.kind != monetate.SOURCE:
         return Validated(events)
     good, bad = monetate.split_bad_keys(events)

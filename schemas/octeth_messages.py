@@ -28,6 +28,7 @@ UNKNOWN_CREDENTIAL = 101
 NOT_A_JSON_OBJECT = 102
 RATE_LIMITED = 103
 CANNOT_STORE = 104
+BODY_TOO_LARGE = 105
 
 MESSAGES: Mapping[int, str] = {
     MISSING_LIST_ID: "Missing ListID parameter",
@@ -45,6 +46,7 @@ MESSAGES: Mapping[int, str] = {
     NOT_A_JSON_OBJECT: "Request body is not a JSON object.",
     RATE_LIMITED: "Too many requests.",
     CANNOT_STORE: "Service temporarily unavailable.",
+    BODY_TOO_LARGE: "Request body is too large.",
 }
 _STATUS: Mapping[int, int] = {
     MISSING_CREDENTIAL: 401,
@@ -52,6 +54,7 @@ _STATUS: Mapping[int, int] = {
     NOT_A_JSON_OBJECT: 400,
     RATE_LIMITED: 429,
     CANNOT_STORE: 503,
+    BODY_TOO_LARGE: 413,
 }
 
 

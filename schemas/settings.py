@@ -65,6 +65,9 @@ class Settings:
     admin_key: str = _env(
         "Key of the gateway's admin API (/admin/...); empty: the admin API is off (404).", ""
     )
+    octeth_rate_per_minute: int = _env(
+        "Octeth requests per minute per API key or session id (token bucket); past it 429.", 5000
+    )
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")
@@ -80,6 +83,11 @@ class Settings:
         "Events older than this when received are kept and flagged late.", 7 * 24 * 3600
     )
     registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.", 5.0)
+    identity_secret: str = _env(
+        "Secret of the HMAC-SHA256 that replaces Octeth emails in identity links; empty: a "
+        "documented development secret, with a warning.",
+        "",
+    )
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
 
     def topic(self, name: str) -> str:
@@ -119,6 +127,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sink_batch_rows": lambda v: None if v >= 1 else "must be >= 1",
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
     "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
+    "octeth_rate_per_minute": lambda v: None if v >= 1 else "must be >= 1",
     "spool_max_bytes": lambda v: None if v >= 1 << 20 else "must be >= 1 MiB",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",
     "log_level": lambda v: (

@@ -1,0 +1,39 @@
+"""Octeth decisions of the dedup agent: the first conversion, and what goes to `hits.triggers`.
+
+First conversion per (list, conversion id): a RocksDB-backed Faust table keyed by `conversion_key`
+holds the first event's id. The first event stays the first however often it is redelivered (its
+id is stable), so replays decide the same way (like pipeline/retries.py). The table is
+partitioned like `hits.events` (list:uuid): a conversion id reused by two visitors of the same
+list on different partitions is not recognised as a repeat (documented limitation).
+"""
+
+from __future__ import annotations
+
+from schemas import event as event_codec
+from schemas import octeth_events
+from schemas.event import Event
+
+
+def conversion_key(event: Event) -> bytes | None:
+    """The table key of an Octeth conversion, or None for any other event."""
+    if event.source != octeth_events.SOURCE:
+        return None
+    if event.dimensions.get("event_type") != octeth_events.CONVERSION:
+        return None
+    goal = event.dimensions.get("conversion_id")
+    return None if goal is None else f"{event.tenant}\x1f{goal}".encode()
+
+
+def first_conversion(stored: bytes | None, event_id: str) -> tuple[bool, bytes | None]:
+    """(whether this event is a repeat, the new table value or None to keep)."""
+    if stored is None:
+        return False, event_id.encode()
+    return stored.decode() != event_id, None
+
+
+def trigger(event: Event) -> bytes | None:
+    """The `hits.triggers` record of a non-silent Octeth event (no email: see
+    schemas.octeth_events), or None."""
+    if event.source != octeth_events.SOURCE or octeth_events.SILENT in event.flags:
+        return None
+    return event_codec.encode(event)
