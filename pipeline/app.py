@@ -23,6 +23,7 @@ from pipeline import identity, metrics, retries, rows, sessions
 from pipeline import octeth as octeth_rules
 from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
+from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
@@ -86,8 +87,8 @@ def create_app(settings: Settings) -> faust.App:
         changelog_topic=None,
     )
     # Monetate's first-in-session rule (pipeline/sessions.py), co-partitioned like `retries`.
-    # State bound: expiry of stale keys is not implemented yet; each value stores its receive
-    # time and `sessions.is_expired` says when a purge may drop it (12 h after).
+    # `retries` and `sessions` are bounded by event time (pipeline/expiry.py); the Octeth table
+    # keeps every (list, conversion id) because its first conversion counts forever.
     first_in_session = app.Table(
         "sessions",
         partitions=settings.partitions,
@@ -100,6 +101,21 @@ def create_app(settings: Settings) -> faust.App:
         ParseContext(late_horizon_ms=settings.late_horizon_s * 1000), lambda: connect(settings)
     )
     window_ms = settings.retry_window_s * 1000
+    grace_ms = settings.state_grace_s * 1000
+    bounded = (
+        (first_seen, Expiry("retries", window_ms, grace_ms, window_ms, retries.received_at)),
+        (
+            first_in_session,
+            Expiry(
+                "sessions",
+                sessions.SESSION_HORIZON_MS,
+                grace_ms,
+                sessions.SESSION_HORIZON_MS // 4,
+                sessions.received_at,
+            ),
+        ),
+    )
+    watermarks = Watermarks()
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
     watch = OffsetWatch()
 
@@ -196,6 +212,10 @@ def create_app(settings: Settings) -> faust.App:
                 )
                 if stored is not None:
                     first_conversions[conversion_key] = stored
+            watermark = watermarks.advance(record.message.partition, item.received_at_ms)
+            for table, expiry in bounded:
+                if expiry.due(record.message.partition, watermark):
+                    await sweep(table, expiry, record.message.partition, watermark)
             bundle = derive(
                 item,
                 duplicate_of,
@@ -241,6 +261,9 @@ def create_app(settings: Settings) -> faust.App:
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         sink.progress.forget()
         watch.reset()
+        watermarks.forget()
+        for _, expiry in bounded:
+            expiry.forget()
 
     return app
 

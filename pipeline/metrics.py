@@ -10,6 +10,9 @@ DEAD_LETTERS = Counter(
 RETRY_DUPLICATES = Counter(
     "hitstream_worker_retry_duplicates_total", "Exact client retries stored once"
 )
+EXPIRED_KEYS = Counter(
+    "hitstream_worker_expired_keys_total", "Table keys deleted past their horizon", ["table"]
+)
 SINK_ROWS = Counter("hitstream_sink_rows_total", "Rows stored in ClickHouse", ["table"])
 SINK_SKIPPED = Counter(
     "hitstream_sink_replayed_rows_total", "Bundles skipped because ClickHouse already holds them"

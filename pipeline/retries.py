@@ -38,3 +38,8 @@ def decode(data: bytes | None) -> FirstSeen | None:
         return None
     event_id, _, received = data.decode().partition("|")
     return FirstSeen(event_id, int(received))
+
+
+def received_at(data: bytes) -> int:
+    """The receive time a stored value records (what `pipeline.expiry` ages it by)."""
+    return int(data.rpartition(b"|")[2])

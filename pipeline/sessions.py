@@ -8,7 +8,7 @@ still the first, a later one never becomes it.
 
 A stored value older than the horizon (12 h, a session's longest life in the tag) counts as
 expired: a new session would have a new id anyway, so this only bounds what the table keeps and
-what a purge may drop.
+what `pipeline.expiry` deletes.
 """
 
 from __future__ import annotations
@@ -45,9 +45,11 @@ def first_in_session(
     return stored.event_id == event_id, None
 
 
-def is_expired(stored: FirstInSession, now_ms: int, horizon_ms: int = SESSION_HORIZON_MS) -> bool:
-    """Whether a purge may drop `stored` (`now_ms`: the latest receive time the worker saw)."""
-    return now_ms - stored.received_at_ms > horizon_ms
+def received_at(data: bytes) -> int:
+    """The receive time a stored value records (what `pipeline.expiry` ages it by)."""
+    value = decode(data)
+    assert value is not None
+    return value.received_at_ms
 
 
 def encode(value: FirstInSession) -> bytes:

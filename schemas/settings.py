@@ -82,6 +82,12 @@ class Settings:
     late_horizon_s: int = _env(
         "Events older than this when received are kept and flagged late.", 7 * 24 * 3600
     )
+    state_grace_s: int = _env(
+        "How far behind a partition's newest hit a hit may arrive (a drained spool) and still "
+        "find its retry and first-in-session state: those keys are kept this long past their "
+        "horizon, then deleted.",
+        12 * 3600,
+    )
     registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.", 5.0)
     identity_secret: str = _env(
         "Secret of the HMAC-SHA256 that replaces Octeth emails in identity links; empty: a "

@@ -12,7 +12,6 @@ from pipeline.sessions import (
     decode,
     encode,
     first_in_session,
-    is_expired,
     table_key,
 )
 
@@ -88,12 +87,6 @@ def test_table_key() -> None:
     assert table_key("shop", "s1", "Event Key") == b"shop\x1fs1\x1fEvent Key"
     assert table_key("shop", "s1", "a") != table_key("shop", "s", "1\x1fa")
     assert table_key("shop", "", "a") is None
-
-
-def test_expiry_for_purges() -> None:
-    value = FirstInSession("e1", T0)
-    assert not is_expired(value, T0 + H)
-    assert is_expired(value, T0 + H + 1)
 
 
 def test_codec() -> None:
