@@ -121,7 +121,10 @@ def _worker_rate(settings: Settings, work: Path) -> float:
                 last = now
                 break
             time.sleep(0.25)
-        return (HITS - first_count) / (last - first) if last > first else float("nan")
+        if not last:
+            tail = (work / "worker.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the worker wrote {written:,} of {HITS:,} bundles:\n{tail}")
+        return (HITS - first_count) / (last - first)
     finally:
         services.stop(worker)
 

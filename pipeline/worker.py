@@ -51,13 +51,23 @@ def supervise() -> int:
         time.sleep(0.5)
 
 
+# Faust's --loglevel spells two of the logging module's names its own way.
+_FAUST_LEVELS = {
+    "DEBUG": "debug",
+    "INFO": "info",
+    "WARNING": "warn",
+    "ERROR": "error",
+    "CRITICAL": "crit",
+}
+
+
 def run_worker() -> None:
     from pipeline.app import create_app
 
     settings = load_settings()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", _FAUST_LEVELS[settings.log_level.upper()]]
     app.main()
 
 

@@ -251,3 +251,18 @@ def test_partitions_are_watched_separately_and_reset_on_rebalance() -> None:
     assert watch.check("t", 1, 0, committed=None) is None
     watch.reset()
     assert watch.check("t", 0, 4, committed=4) is None
+
+
+def test_every_allowed_log_level_is_one_faust_accepts() -> None:
+    """HITS_LOG_LEVEL=WARNING once made the worker exit at start ('warning' is not Faust's)."""
+    from faust.cli.base import LOGLEVELS
+
+    from pipeline.worker import _FAUST_LEVELS
+    from schemas.settings import SettingsError, load_settings
+
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        try:
+            load_settings({"HITS_LOG_LEVEL": level})
+        except SettingsError:
+            continue
+        assert _FAUST_LEVELS[level].upper() in LOGLEVELS  # Faust compares case-insensitively
