@@ -79,6 +79,10 @@ async def publish_beacon(
     """
     kind = hit.kind
     settings = request.app[SETTINGS]
+    # A hit without a visitor is keyed by its hit id, never left to the random partitioner: a
+    # copy that reaches Kafka twice (a timed-out publish that landed, then the spool) must land in
+    # the same partition, where the pipeline's hit-id dedup sees both (pipeline/hitids.py).
+    key = key or hit.hit_id.encode()
     try:
         where = await request.app[DELIVERY].deliver(settings.topic(RAW), rawhit.encode(hit), key)
         metrics.HITS.labels(kind, where).inc()

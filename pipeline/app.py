@@ -19,7 +19,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
-from pipeline import identity, metrics, retries, rows, sessions
+from pipeline import hitids, identity, metrics, retries, rows, sessions
 from pipeline import octeth as octeth_rules
 from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
@@ -79,6 +79,14 @@ def create_app(settings: Settings) -> faust.App:
         changelog_topic=None,
     )
     identity_secret = identity.secret_bytes(settings.identity_secret)
+    # Hit-id dedup (pipeline/hitids.py): the first copy's offset per hit id, bounded by event time.
+    hit_ids = app.Table(
+        "hit_ids",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=None,
+    )
     first_seen = app.Table(
         "retries",
         partitions=settings.partitions,
@@ -116,6 +124,14 @@ def create_app(settings: Settings) -> faust.App:
         ),
     )
     watermarks = Watermarks()
+    raw_watermarks = Watermarks()
+    hit_expiry = Expiry(
+        "hit_ids",
+        hitids.HORIZON_MS,
+        settings.state_grace_s * 1000,
+        max(settings.state_grace_s * 1000 // 4, 1),
+        hitids.received_at,
+    )
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
     watch = OffsetWatch()
 
@@ -139,6 +155,31 @@ def create_app(settings: Settings) -> faust.App:
             partition=letter.lineage.partition,
         )
 
+    async def first_copy_seen(result: Any, message: Any) -> bool:
+        """Record this message's hit id; True when an earlier copy of the hit was processed."""
+        hit_id, received_at_ms = hitids.identity_of(result)
+        if not hit_id:
+            return False
+        watermark = raw_watermarks.advance(message.partition, received_at_ms)
+        if hit_expiry.due(message.partition, watermark):
+            await sweep(hit_ids, hit_expiry, message.partition, watermark)
+        key = hit_id.encode()
+        duplicate, stored = hitids.first_copy(
+            hitids.decode(hit_ids.get(key)), message.offset, received_at_ms
+        )
+        if stored is not None:
+            hit_ids[key] = hitids.encode(stored)
+        if duplicate:
+            metrics.DUPLICATE_HITS.inc()
+            log.info(
+                "hit %s at %s[%s]@%s is a copy of an earlier one: dropped",
+                hit_id,
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+        return duplicate
+
     @app.agent(raw, concurrency=1)
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
@@ -151,6 +192,8 @@ def create_app(settings: Settings) -> faust.App:
                 registry.context,
                 identity_secret,
             )
+            if await first_copy_seen(result, message):
+                continue
             for letter in result.dead_letters:
                 await dead_letter(letter)
             for item in result.events:
@@ -262,6 +305,8 @@ def create_app(settings: Settings) -> faust.App:
         sink.progress.forget()
         watch.reset()
         watermarks.forget()
+        raw_watermarks.forget()
+        hit_expiry.forget()
         for _, expiry in bounded:
             expiry.forget()
 

@@ -10,6 +10,9 @@ DEAD_LETTERS = Counter(
 RETRY_DUPLICATES = Counter(
     "hitstream_worker_retry_duplicates_total", "Exact client retries stored once"
 )
+DUPLICATE_HITS = Counter(
+    "hitstream_worker_duplicate_hits_total", "Later copies of a hit id in hits.raw, dropped"
+)
 EXPIRED_KEYS = Counter(
     "hitstream_worker_expired_keys_total", "Table keys deleted past their horizon", ["table"]
 )
