@@ -39,6 +39,18 @@ from schemas.topics import DLQ, EVENTS, RAW, ROWS, TRIGGERS
 log = logging.getLogger(__name__)
 
 
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner.
+
+    At log levels WARN and above the spinner sets the root logger to DEBUG so that every record
+    turns it, which makes each of aiokafka's per-message `log.debug` calls build a LogRecord:
+    7 % of the worker's CPU in the pipeline benchmark's profile.
+    """
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+
+
 def create_app(settings: Settings) -> faust.App:
     session = settings.kafka_session_timeout_s
     app = faust.App(
@@ -60,6 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
         web_bind="127.0.0.1",
         web_in_thread=False,
+        Worker=QuietWorker,
     )
     setup_prometheus_sensors(app)
 
