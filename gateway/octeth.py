@@ -88,7 +88,7 @@ async def _read(request: web.Request) -> rawhit.RawHit | web.Response:
 
 def _admit(request: web.Request, body: bytes) -> tuple[str, Credential] | web.Response:
     """(account, credential) of a known, not rate-limited credential, or the refusal."""
-    credential = octeth.read_credential(body)
+    credential = octeth.read_credential(body, lenient=request.app[SETTINGS].octeth_lenient_json)
     if isinstance(credential, OctethErrors):
         return refuse(credential)
     account = request.app[REGISTRY].account(credential.kind, credential.value)
@@ -109,20 +109,27 @@ async def event(request: web.Request) -> web.Response:
     if isinstance(admitted, web.Response):
         return admitted
     lists = request.app[REGISTRY].lists(admitted[0])
-    result = octeth.validate_event(hit.body, lists=lists.__contains__)
+    settings = request.app[SETTINGS]
+    result = octeth.validate_event(
+        hit.body, lenient=settings.octeth_lenient_json, lists=lists.__contains__
+    )
     if isinstance(result, OctethErrors):
         return refuse(result)
     visitor = result.uuid
     if visitor is None:
         visitor = str(uuid.uuid4())
         hit = dataclasses.replace(hit, headers={**hit.headers, MINTED_UUID_HEADER: visitor})
-    settings = request.app[SETTINGS]
-    key = f"{result.list_id}:{visitor}".encode()
+    key = octeth.partition_key(result, visitor)
     try:
         await request.app[PUBLISHER].publish(settings.topic(RAW), rawhit.encode(hit), key)
     except PublishError as exc:
         metrics.HITS.labels(SOURCE, "refused").inc()
-        log.warning("octeth hit %s refused: Kafka did not acknowledge it (%s)", hit.hit_id, exc)
+        log.warning(
+            "octeth hit %s refused: Kafka did not acknowledge it (%s)",
+            hit.hit_id,
+            exc,
+            extra={"hit_id": hit.hit_id},
+        )
         return refuse(OctethErrors.of([codes.CANNOT_STORE]), RETRY_AFTER_UNAVAILABLE)
     metrics.HITS.labels(SOURCE, "kafka").inc()
     metrics.LATENCY.labels(SOURCE).observe(time.perf_counter() - started)
@@ -138,7 +145,9 @@ async def properties(request: web.Request) -> web.Response:
         return admitted
     registry = request.app[REGISTRY]
     lists = registry.lists(admitted[0])
-    result = octeth.validate_properties_request(hit.body, lists=lists.__contains__)
+    result = octeth.validate_properties_request(
+        hit.body, lenient=request.app[SETTINGS].octeth_lenient_json, lists=lists.__contains__
+    )
     if isinstance(result, OctethErrors):
         return refuse(result)
     try:

@@ -2,9 +2,9 @@
 
 First conversion per (list, conversion id): a RocksDB-backed Faust table keyed by `conversion_key`
 holds the first event's id. The first event stays the first however often it is redelivered (its
-id is stable), so replays decide the same way (like pipeline/retries.py). The table is
-partitioned like `hits.events` (list:uuid): a conversion id reused by two visitors of the same
-list on different partitions is not recognised as a repeat (documented limitation).
+id is stable), so replays decide the same way (like pipeline/retries.py). Conversions are keyed
+by list and conversion id (`schemas.octeth.partition_key`), so all with one id meet in one
+partition, whichever visitor sent them.
 """
 
 from __future__ import annotations

@@ -119,6 +119,17 @@ class OctethRequest:
         return self.email is not None
 
 
+def partition_key(request: OctethRequest, visitor: str) -> bytes:
+    """The Kafka key of an accepted Octeth hit (the gateway's, and a direct producer's).
+
+    `<list>:<uuid>`, except for a conversion: `<list>:conversion:<conversion id>`, so that every
+    conversion with one id lands in one partition, where the pipeline's first-conversion table
+    (pipeline/octeth.py) sees them all, whichever visitor sent them."""
+    if request.conversion is not None:
+        return f"{request.list_id}:conversion:{request.conversion.id}".encode()
+    return f"{request.list_id}:{visitor}".encode()
+
+
 class PropertiesRequest(NamedTuple):
     list_id: int
     credential: Credential

@@ -68,6 +68,11 @@ class Settings:
     octeth_rate_per_minute: int = _env(
         "Octeth requests per minute per API key or session id (token bucket); past it 429.", 5000
     )
+    octeth_lenient_json: bool = _env(
+        "Octeth API: also accept JSON with `//` line comments, as the seed's examples are written "
+        "(opt-in; strict JSON answers 400 code 102 otherwise).",
+        False,
+    )
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")

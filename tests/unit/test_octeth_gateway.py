@@ -295,3 +295,50 @@ async def test_fuzz_no_5xx_but_503_and_every_refusal_in_the_envelope(
                 assert all(set(e) == {"Code", "Message"} for e in answer["Errors"])
     finally:
         await client.close()
+
+
+SEED_REQUESTS = sorted(
+    (Path(__file__).parent.parent / "fixtures" / "octeth" / "requests").glob("*.jsonc")
+)
+
+
+@pytest.mark.parametrize("path", SEED_REQUESTS, ids=lambda path: path.stem)
+async def test_seed_examples_need_the_lenient_switch(path: Path, tmp_path: Path) -> None:
+    """The seed's examples carry `//` comments: strict by default (400 102), 200 when lenient."""
+    body = path.read_bytes().replace(b"{{user_apikey}}", KEY.encode())
+    route = "/api/v1/website_events.properties" if path.stem.startswith("properties") else None
+    for lenient, expected in ((False, 400), (True, 200)):
+        client, publisher = await _client(tmp_path / str(lenient), octeth_lenient_json=lenient)
+        try:
+            status, answer, _ = await post(client, body, *([route] if route else []))
+        finally:
+            await client.close()
+        assert status == expected, answer
+        if lenient:
+            assert "Errors" not in answer
+            assert len(publisher.sent) == (0 if route else 1)
+        else:
+            assert answer == errors((102, "Request body is not a JSON object."))
+            assert publisher.sent == []
+
+
+async def test_conversions_with_one_id_share_a_key_whoever_sends_them(octeth: Client) -> None:
+    """Keyed by list and conversion id, they meet in one partition: the first counts exactly."""
+    client, publisher = octeth
+    conversion = {
+        "APIKey": KEY,
+        "ListID": 94,
+        "event": "conversion",
+        "properties": {
+            "conversion-id": "order-9",
+            "conversion-name": "Order",
+            "conversion-value": "12.50",
+        },
+    }
+    for visitor in (UUID, "0b7c8e52-1f0e-4c55-9f7e-2d2f1c0a9e11", None):
+        status, answer, _ = await post(client, {**conversion, "uuid": visitor})
+        assert status == 200, answer
+    status, _, _ = await post(client, {"APIKey": KEY, "ListID": 94, "event": "x", "uuid": UUID})
+    assert status == 200
+    keys = [key for _, _, key in publisher.sent]
+    assert keys == [b"94:conversion:order-9"] * 3 + [f"94:{UUID}".encode()]
