@@ -120,6 +120,8 @@ def _worker_rate(settings: Settings, work: Path) -> float:
             if written >= HITS:
                 last = now
                 break
+            if worker.poll() is not None:
+                break
             time.sleep(0.25)
         if not last:
             tail = (work / "worker.log").read_text(errors="replace")[-4000:]
