@@ -19,7 +19,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
-from pipeline import hitids, identity, metrics, retries, rows, sessions
+from pipeline import alarm, hitids, identity, metrics, retries, rows, sessions
 from pipeline import octeth as octeth_rules
 from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
@@ -148,11 +148,11 @@ def create_app(settings: Settings) -> faust.App:
     sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
     watch = OffsetWatch()
 
-    def in_order(record: Any) -> None:
+    def in_order(record: Any, offsets: OffsetWatch = watch) -> None:
         """Stop the worker at once when Faust skipped messages (see `pipeline.gaps`)."""
         message = record.message
         committed = getattr(app.consumer, "_committed_offset", {}).get(message.tp)
-        hole = watch.check(message.topic, message.partition, message.offset, committed)
+        hole = offsets.check(message.topic, message.partition, message.offset, committed)
         if hole:
             log.critical(
                 "Faust skipped messages (%s): exiting to resume from the committed offset", hole
@@ -323,6 +323,7 @@ def create_app(settings: Settings) -> faust.App:
         for _, expiry in bounded:
             expiry.forget()
 
+    alarm.install(app, settings, in_order)  # the live sample-ratio alarm, beside the hot path
     return app
 
 

@@ -1,6 +1,7 @@
-"""The worker's Prometheus metrics; labels are bounded (table, stage, reason, kind)."""
+"""The worker's Prometheus metrics; labels are bounded (table, stage, reason, kind; tenant and
+experiment for the sample-ratio alarm: as many as the experiment registry holds)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HITS_READ = Counter("hitstream_worker_raw_hits_total", "Raw hits read", ["kind"])
 EVENTS = Counter("hitstream_worker_events_total", "Canonical events validated", ["source"])
@@ -22,3 +23,16 @@ SINK_SKIPPED = Counter(
 )
 SINK_RETRIES = Counter("hitstream_sink_retries_total", "ClickHouse calls retried")
 SINK_FLUSH_SECONDS = Histogram("hitstream_sink_flush_seconds", "Duration of one insert", ["table"])
+SRM_FIRST_EXPOSURES = Counter(
+    "hitstream_srm_first_exposures_total",
+    "First exposures counted by the live sample-ratio alarm",
+    ["tenant", "experiment"],
+)
+SRM_ALARM = Gauge(
+    "hitstream_srm_alarm",
+    "1 while an experiment's exposures depart from its configured split (latched)",
+    ["tenant", "experiment"],
+)
+SRM_ALERTS = Counter(
+    "hitstream_srm_alerts_total", "Sample-ratio alerts sent", ["tenant", "experiment"]
+)

@@ -94,6 +94,16 @@ class Settings:
         12 * 3600,
     )
     registry_refresh_s: float = _env("How often the worker re-reads the experiment registry.", 5.0)
+    srm_alpha: float = _env(
+        "Live sample-ratio alarm: false-alarm probability per experiment, however often it is "
+        "checked (alarm when the sequential Bayes factor reaches 1 / alpha).",
+        0.01,
+    )
+    srm_min_deviation: float = _env(
+        "Live sample-ratio alarm: a variation's observed share must also be this far from its "
+        "configured share (absolute, 0.01 = 1 percentage point).",
+        0.01,
+    )
     identity_secret: str = _env(
         "Secret of the HMAC-SHA256 that replaces Octeth emails in identity links; empty: a "
         "documented development secret, with a warning.",
@@ -138,6 +148,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sink_batch_rows": lambda v: None if v >= 1 else "must be >= 1",
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
     "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
+    "srm_alpha": lambda v: None if 0 < v < 1 else "must be between 0 and 1",
+    "srm_min_deviation": lambda v: None if 0 <= v < 1 else "must be 0 or more and below 1",
     "octeth_rate_per_minute": lambda v: None if v >= 1 else "must be >= 1",
     "spool_max_bytes": lambda v: None if v >= 1 << 20 else "must be >= 1 MiB",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",

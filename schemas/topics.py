@@ -15,6 +15,7 @@ ROWS = "hits.rows"
 DLQ = "hits.dlq"
 TRIGGERS = "hits.triggers"
 ALERTS = "hits.alerts"
+EXPOSURES = "hits.exposures"
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -57,6 +58,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         False,
         {"retention.ms": str(7 * DAY_MS)},
         "Non-silent Octeth events for downstream journeys.",
+    ),
+    TopicSpec(
+        EXPOSURES,
+        True,
+        {"retention.ms": str(2 * DAY_MS)},
+        "Impressions re-keyed by tenant|experiment for the live sample-ratio alarm (its table).",
     ),
     TopicSpec(
         ALERTS,
