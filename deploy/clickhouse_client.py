@@ -1,7 +1,12 @@
-"""The one way hitstream opens a ClickHouse client: HTTP(S) to a server, or chdb:// in-process."""
+"""The one way hitstream opens a ClickHouse client: HTTP(S) to a server, or chdb:// in-process.
+
+An https:// URL turns TLS on; `HITS_CLICKHOUSE_VERIFY` and `HITS_CLICKHOUSE_CA_FILE` say how the
+server's certificate is checked. User and password go in HTTP headers, never in a URL or a log.
+"""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -17,6 +22,10 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         return clickhouse_connect.get_client(dsn=url, database=database)
     parts = urlsplit(url)
     secure = parts.scheme == "https"
+    tls: dict[str, Any] = {
+        "verify": settings.clickhouse_verify,
+        "ca_cert": settings.clickhouse_ca_file or None,
+    }
     return clickhouse_connect.get_client(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or (8443 if secure else 8123),
@@ -27,4 +36,5 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         connect_timeout=5,
         send_receive_timeout=60,
         autogenerate_session_id=False,
+        **(tls if secure else {}),
     )

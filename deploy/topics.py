@@ -9,6 +9,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from deploy.kafka_security import client_options
 from schemas.settings import Settings, load_settings
 from schemas.topics import TOPICS
 
@@ -22,7 +23,9 @@ class TopicMismatchError(RuntimeError):
 async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, int]:
     """Create every hits topic that is missing; return topic -> partitions as found."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=30000,
+        **client_options(settings),
     )
     await admin.start()
     try:

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import uvloop
 from aiohttp import web
 
+from deploy.startup import configure_logging, settings_or_exit
 from gateway.app import create_app
-from schemas.settings import SettingsError, load_settings
+
+log = logging.getLogger("gateway")
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    settings = settings_or_exit()
+    configure_logging(settings)
     web.run_app(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
         access_log=None,
-        print=lambda text: print(text, flush=True),
+        print=lambda text: log.info(" ".join(str(text).split())),
         loop=uvloop.new_event_loop(),
     )
 

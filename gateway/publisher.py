@@ -12,6 +12,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from deploy.kafka_security import client_options
 from gateway import metrics
 from schemas.settings import Settings
 
@@ -41,6 +42,7 @@ class KafkaPublisher:
             max_batch_size=256 * 1024,
             request_timeout_ms=max(int(settings.publish_timeout_s * 1000), 1000),
             client_id=f"hitstream-gateway-{settings.app_id}",
+            **client_options(settings),
         )
         await self._producer.start()
         self.started = True

@@ -25,10 +25,11 @@ from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
 from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
+from pipeline.kafka_auth import broker_credentials
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
 from pipeline.validate import validate
-from schemas import deadletter, monetate
+from schemas import deadletter, monetate, replay
 from schemas import event as event_codec
 from schemas.deadletter import DeadLetter
 from schemas.event import Event
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings),
         store="rocksdb://",
         datadir=settings.data_dir,
         key_serializer="raw",
@@ -81,42 +83,22 @@ def create_app(settings: Settings) -> faust.App:
             settings.topic(name), partitions=settings.partitions, key_type=bytes, value_type=bytes
         )
 
+    def table(name: str) -> Any:
+        """A RocksDB-backed table co-partitioned with the hits topics (changelog: Faust's)."""
+        return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
     raw, events, rows_topic, dlq = topic(RAW), topic(EVENTS), topic(ROWS), topic(DLQ)
     triggers = app.topic(settings.topic(TRIGGERS), key_type=bytes, value_type=bytes)
     # Octeth: first conversion per (list, conversion id), see pipeline/octeth.py.
-    first_conversions = app.Table(
-        "octeth_conversions",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        changelog_topic=None,
-    )
+    first_conversions = table("octeth_conversions")
     identity_secret = identity.secret_bytes(settings.identity_secret)
     # Hit-id dedup (pipeline/hitids.py): the first copy's offset per hit id, bounded by event time.
-    hit_ids = app.Table(
-        "hit_ids",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        changelog_topic=None,
-    )
-    first_seen = app.Table(
-        "retries",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        changelog_topic=None,
-    )
+    hit_ids = table("hit_ids")
+    first_seen = table("retries")
     # Monetate's first-in-session rule (pipeline/sessions.py), co-partitioned like `retries`.
     # `retries` and `sessions` are bounded by event time (pipeline/expiry.py); the Octeth table
     # keeps every (list, conversion id) because its first conversion counts forever.
-    first_in_session = app.Table(
-        "sessions",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        changelog_topic=None,
-    )
+    first_in_session = table("sessions")
     definitions = Definitions(lambda: connect(settings))
     registry = Registry(
         ParseContext(late_horizon_ms=settings.late_horizon_s * 1000), lambda: connect(settings)
@@ -145,7 +127,9 @@ def create_app(settings: Settings) -> faust.App:
         max(settings.state_grace_s * 1000 // 4, 1),
         hitids.received_at,
     )
-    sink = ClickHouseSink(lambda: connect(settings), settings.sink_retry_max_s)
+    sink = ClickHouseSink(
+        lambda: connect(settings), settings.sink_retry_max_s, settings.unsafe_sink_without_dedup
+    )
     watch = OffsetWatch()
 
     def in_order(record: Any, offsets: OffsetWatch = watch) -> None:
@@ -162,6 +146,18 @@ def create_app(settings: Settings) -> faust.App:
 
     async def dead_letter(letter: DeadLetter) -> None:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        log.debug(
+            "hit %s dead-lettered at %s: %s",
+            letter.hit_id,
+            letter.stage,
+            letter.reason,
+            extra={
+                "hit_id": letter.hit_id,
+                "topic": settings.topic(RAW),
+                "partition": letter.lineage.partition,
+                "offset": letter.lineage.offset,
+            },
+        )
         await dlq.send(
             key=letter.hit_id.encode(),
             value=deadletter.encode(letter),
@@ -190,6 +186,12 @@ def create_app(settings: Settings) -> faust.App:
                 message.topic,
                 message.partition,
                 message.offset,
+                extra={
+                    "hit_id": hit_id,
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                },
             )
         return duplicate
 
@@ -205,7 +207,10 @@ def create_app(settings: Settings) -> faust.App:
                 registry.context,
                 identity_secret,
             )
-            if await first_copy_seen(result, message):
+            # A deliberate copy (hitstream replay / dlq redrive, schemas/replay.py) is parsed
+            # again; its rows replace the original's. Only accidental copies are dropped.
+            copy = replay.replay_of(message.headers)
+            if copy is None and await first_copy_seen(result, message):
                 continue
             for letter in result.dead_letters:
                 await dead_letter(letter)

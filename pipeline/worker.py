@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from deploy.startup import configure_logging, logging_config, settings_or_exit
 from pipeline.gaps import GAP_EXIT_CODE
-from schemas.settings import SettingsError, load_settings
 
 log = logging.getLogger("pipeline.worker")
 PR_SET_PDEATHSIG = 1
@@ -64,22 +64,20 @@ _FAUST_LEVELS = {
 def run_worker() -> None:
     from pipeline.app import create_app
 
-    settings = load_settings()
+    settings = settings_or_exit()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", _FAUST_LEVELS[settings.log_level.upper()]]
+    # Faust sets the logging up again when the worker starts: with our handler and formatter.
+    app.conf.logging_config = logging_config(settings)
+    level = _FAUST_LEVELS[settings.log_level.upper()]
+    # --quiet: no banner on stdout (it is not a log line); the same facts are logged.
+    sys.argv = [sys.argv[0], "--quiet", "worker", "--loglevel", level]
     app.main()
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    settings = settings_or_exit()
+    configure_logging(settings)
     if "--child" in sys.argv[1:]:
         run_worker()
     else:

@@ -17,11 +17,16 @@ class SettingsError(ValueError):
     """One or more `HITS_*` variables are invalid; the message lists every one of them."""
 
 
-def _env(doc: str, default: Any) -> Any:
-    return field(default=default, metadata={"doc": doc})
+def _env(doc: str, default: Any, *, secret: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "secret": secret})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MASK = "***"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Settings:
     # Kafka
     kafka_bootstrap: str = _env(
@@ -39,6 +44,27 @@ class Settings:
         "Deadline of one publish to Kafka before the hit is spooled or refused.", 2.0
     )
     producer_linger_ms: int = _env("Producer linger: how long a batch waits for more hits.", 5)
+    kafka_security_protocol: str = _env(
+        "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (gateway, worker, "
+        "admin clients).",
+        "PLAINTEXT",
+    )
+    kafka_ssl_cafile: str = _env(
+        "CA bundle (PEM) that verifies the Kafka brokers (SSL, SASL_SSL); empty: the system CAs.",
+        "",
+    )
+    kafka_ssl_certfile: str = _env(
+        "Client certificate (PEM) for mutual TLS with Kafka; empty: none.", ""
+    )
+    kafka_ssl_keyfile: str = _env("Private key (PEM) of the Kafka client certificate.", "")
+    kafka_ssl_key_password: str = _env(
+        "Password of the Kafka client key, when it is encrypted.", "", secret=True
+    )
+    kafka_sasl_mechanism: str = _env(
+        "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).", "PLAIN"
+    )
+    kafka_sasl_username: str = _env("Kafka SASL user name (SASL_* protocols).", "")
+    kafka_sasl_password: str = _env("Kafka SASL password (SASL_* protocols).", "", secret=True)
     # ClickHouse
     clickhouse_url: str = _env(
         "ClickHouse HTTP URL (server or the local chDB server), or "
@@ -47,7 +73,13 @@ class Settings:
     )
     clickhouse_database: str = _env("ClickHouse database of the hitstream tables.", "hitstream")
     clickhouse_user: str = _env("ClickHouse user.", "default")
-    clickhouse_password: str = _env("ClickHouse password.", "")
+    clickhouse_password: str = _env("ClickHouse password.", "", secret=True)
+    clickhouse_verify: bool = _env(
+        "Verify the ClickHouse server's TLS certificate (an https:// URL turns TLS on).", True
+    )
+    clickhouse_ca_file: str = _env(
+        "CA bundle (PEM) that verifies the ClickHouse server; empty: the system CAs.", ""
+    )
     # Gateway
     gateway_host: str = _env("Address the gateway listens on.", "127.0.0.1")
     gateway_port: int = _env("Port the gateway listens on.", 8080)
@@ -63,7 +95,9 @@ class Settings:
         "Size of the spool at most; past it beacons are dropped, counted and logged.", 1 << 30
     )
     admin_key: str = _env(
-        "Key of the gateway's admin API (/admin/...); empty: the admin API is off (404).", ""
+        "Key of the gateway's admin API (/admin/...); empty: the admin API is off (404).",
+        "",
+        secret=True,
     )
     octeth_rate_per_minute: int = _env(
         "Octeth requests per minute per API key or session id (token bucket); past it 429.", 5000
@@ -108,12 +142,38 @@ class Settings:
         "Secret of the HMAC-SHA256 that replaces Octeth emails in identity links; empty: a "
         "documented development secret, with a warning.",
         "",
+        secret=True,
+    )
+    unsafe_sink_without_dedup: bool = _env(
+        "UNSAFE, tests only (the chaos suite's control run): the sink inserts without "
+        "insert_deduplication_token and ignores its progress marks, so redelivered rows are "
+        "stored twice. Never set it in production.",
+        False,
     )
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
+    log_format: str = _env(
+        "Log format of the gateway and the worker: json (one object per line) or text.", "json"
+    )
 
     def topic(self, name: str) -> str:
         """The full name of a hits topic (`hits.raw` -> `<prefix>hits.raw`)."""
         return f"{self.topic_prefix}{name}"
+
+    def __repr__(self) -> str:
+        """Every field, secrets masked: a repr may end up in a log or a traceback."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown.append(f"{f.name}={MASK if f.metadata['secret'] and value else repr(value)}")
+        return f"Settings({', '.join(shown)})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values of the secret settings that are set (for log redaction)."""
+        return tuple(
+            value
+            for f in dataclasses.fields(self)
+            if f.metadata["secret"] and (value := getattr(self, f.name))
+        )
 
 
 ENV_PREFIX = "HITS_"
@@ -158,6 +218,13 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
         if v in {"DEBUG", "INFO", "WARNING", "ERROR"}
         else "must be DEBUG, INFO, WARNING or ERROR"
     ),
+    "log_format": lambda v: None if v in {"json", "text"} else "must be json or text",
+    "kafka_security_protocol": lambda v: (
+        None if v in KAFKA_SECURITY_PROTOCOLS else "must be " + ", ".join(KAFKA_SECURITY_PROTOCOLS)
+    ),
+    "kafka_sasl_mechanism": lambda v: (
+        None if v in KAFKA_SASL_MECHANISMS else "must be " + ", ".join(KAFKA_SASL_MECHANISMS)
+    ),
     "clickhouse_url": lambda v: (
         None
         if v.startswith(("http://", "https://", "chdb://"))
@@ -190,9 +257,32 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problem = _CHECKS.get(f.name, lambda _v: None)(value)
         if problem:
             errors.append(f"{env_name(f)}={value!r}: {problem}")
+    errors += _cross_checks({f.name: values.get(f.name, f.default) for f in FIELDS})
     if errors:
         raise SettingsError("invalid hitstream settings:\n  " + "\n  ".join(errors))
     return Settings(**values)
+
+
+_FILES = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "clickhouse_ca_file")
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    """Problems of settings that only make sense together (never printing a secret)."""
+    errors = [
+        f"{ENV_PREFIX}{name.upper()}={values[name]!r}: no such file"
+        for name in _FILES
+        if values[name] and not os.path.isfile(values[name])
+    ]
+    if str(values["kafka_security_protocol"]).startswith("SASL_") and not (
+        values["kafka_sasl_username"] and values["kafka_sasl_password"]
+    ):
+        errors.append(
+            "HITS_KAFKA_SASL_USERNAME and HITS_KAFKA_SASL_PASSWORD: required by "
+            f"HITS_KAFKA_SECURITY_PROTOCOL={values['kafka_security_protocol']}"
+        )
+    if bool(values["kafka_ssl_certfile"]) != bool(values["kafka_ssl_keyfile"]):
+        errors.append("HITS_KAFKA_SSL_CERTFILE and HITS_KAFKA_SSL_KEYFILE: set both or neither")
+    return errors
 
 
 def to_environ(settings: Settings) -> dict[str, str]:
