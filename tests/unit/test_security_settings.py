@@ -174,3 +174,25 @@ def test_debug_does_not_open_kafka_payload_logs() -> None:
     assert (
         startup.logging_config(Settings(log_level="ERROR"))["loggers"]["faust"]["level"] == "ERROR"
     )
+
+
+def test_compose_gives_each_process_its_own_clickhouse_user() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    services = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]
+    users = (root / "deploy" / "clickhouse-server" / "users.d" / "hitstream.xml").read_text()
+    expected = {
+        "gateway-1": "hitstream_gateway",
+        "worker-1": "hitstream_sink",
+        "results-web": "analyst",
+        "init": "hitstream_admin",
+    }
+    for service, user in expected.items():
+        env = services[service]["environment"]
+        assert env["HITS_CLICKHOUSE_USER"] == user, service
+        assert env["HITS_CLICKHOUSE_PASSWORD"].startswith("${"), service  # from the host
+        assert f"<{user}>" in users
+    gateway_grants = users.split("<hitstream_gateway>")[1].split("</hitstream_gateway>")[0]
+    assert "INSERT ON hitstream.event_definitions" in gateway_grants
+    assert "ON hitstream.*" not in gateway_grants  # named tables only
