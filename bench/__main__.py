@@ -7,12 +7,15 @@ import platform
 import time
 from collections.abc import Callable
 
-from bench import gateway, pipeline, sink
+from bench import endtoend, gateway, memory, pipeline, recovery, sink
 
 BENCHES: dict[str, Callable[[], list[str]]] = {
     "gateway": gateway.run,
     "pipeline": pipeline.run,
     "sink": sink.run,
+    "endtoend": endtoend.run,
+    "recovery": recovery.run,
+    "memory": memory.run,
 }
 
 
