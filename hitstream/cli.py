@@ -18,6 +18,16 @@ from hitstream import definitions, experiments, octeth
 from results import report
 from schemas.settings import FIELDS, env_name, load_settings
 
+EXAMPLES = """examples:
+  hitstream settings --markdown > settings.md
+  hitstream migrate && hitstream topics
+  hitstream experiments add --tenant 1234567 --experiment 87654321 --variations 1111111,2222222
+  hitstream definitions list --site shop-eu
+  KEY=$(hitstream octeth key add --account acme)
+  hitstream results 87654321 --tenant 1234567 --json
+  hitstream <command> --help       each command and subcommand shows its own examples
+"""
+
 
 def settings_table(markdown: bool) -> str:
     rows = [
@@ -35,32 +45,48 @@ def settings_table(markdown: bool) -> str:
     return "\n".join(f"{n:<32} {d:<28} {doc}" for n, d, doc in rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree (a unit test walks it: every command shows examples)."""
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="hitstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="hitstream", description=__doc__, epilog=EXAMPLES, formatter_class=raw
     )
     sub = parser.add_subparsers(dest="command", required=True)
     settings_cmd = sub.add_parser(
         "settings",
         help="list the HITS_* settings",
-        description="example: hitstream settings --markdown",
+        description="Every HITS_* variable, its default and meaning (the README's table).\n\n"
+        "examples:\n  hitstream settings\n  hitstream settings --markdown",
+        formatter_class=raw,
     )
     settings_cmd.add_argument("--markdown", action="store_true")
     sub.add_parser(
         "migrate",
         help="apply the ClickHouse DDL",
-        description="example: HITS_CLICKHOUSE_URL=http://127.0.0.1:8123 hitstream migrate",
+        description="Apply deploy/clickhouse/*.sql in order (idempotent).\n\n"
+        "examples:\n  hitstream migrate\n"
+        "  HITS_CLICKHOUSE_URL=https://ch.internal:8443 HITS_CLICKHOUSE_USER=hitstream_admin \\\n"
+        "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate",
+        formatter_class=raw,
     )
     sub.add_parser(
         "topics",
         help="create the hits topics",
-        description="example: HITS_KAFKA_BOOTSTRAP=127.0.0.1:9092 hitstream topics",
+        description="Create the missing hits topics with HITS_PARTITIONS partitions; check "
+        "the existing ones.\n\n"
+        "examples:\n  hitstream topics\n"
+        "  HITS_KAFKA_BOOTSTRAP=kafka:9092 HITS_PARTITIONS=16 hitstream topics",
+        formatter_class=raw,
     )
     experiments.add_parser(sub)
     definitions.add_parser(sub)
     octeth.add_parser(sub)
     report.add_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "settings":
         print(settings_table(args.markdown))
         return 0

@@ -21,14 +21,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="examples:\n  hitstream definitions add --site shop-eu --key reached_platinum "
         "--title 'Reached platinum' --condition page_url contains /account\n"
         "  hitstream definitions add --json definition.json   (or - for stdin)\n"
-        "  hitstream definitions list [--site shop-eu]\n"
+        "  hitstream definitions list --site shop-eu\n"
         "  hitstream definitions remove --site shop-eu --key reached_platinum\n"
         "conditions: FIELD OP VALUE; FIELD page_url|referrer|device_type|property:<name>, "
         "OP equals|contains|starts_with|regex|in (VALUE of in: comma-separated)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
-    add = verbs.add_parser("add", help="add or replace a definition")
+    add = verbs.add_parser(
+        "add",
+        help="add or replace a definition",
+        description="Add or replace one Monetate event definition (key, title, conditions).\n\n"
+        "examples:\n"
+        "  hitstream definitions add --site shop-eu --key reached_platinum \\\n"
+        "    --title 'Reached platinum' --condition page_url contains /account\n"
+        "  hitstream definitions add --site shop-eu --key mobile_cart --title 'Mobile cart' \\\n"
+        "    --condition device_type in mobile,tablet\n"
+        "  hitstream definitions add --json definition.json\n"
+        "  cat definition.json | hitstream definitions add --json -",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add.add_argument("--site")
     add.add_argument("--key")
     add.add_argument("--title")
@@ -37,9 +49,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--condition", nargs=3, action="append", default=[], metavar=("FIELD", "OP", "VALUE")
     )
     add.add_argument("--json", help="a definition as JSON (version 1), a file or - for stdin")
-    show = verbs.add_parser("list", help="list the definitions")
+    show = verbs.add_parser(
+        "list",
+        help="list the definitions",
+        description="Stored definitions, one per line; invalid stored ones go to stderr.\n\n"
+        "examples:\n  hitstream definitions list\n  hitstream definitions list --site shop-eu",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("--site")
-    remove = verbs.add_parser("remove", help="remove a definition")
+    remove = verbs.add_parser(
+        "remove",
+        help="remove a definition",
+        description="Delete one definition; its events are then flagged undefined.\n\n"
+        "example:\n  hitstream definitions remove --site shop-eu --key reached_platinum",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     remove.add_argument("--site", required=True)
     remove.add_argument("--key", required=True)
 

@@ -21,15 +21,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
-    add = verbs.add_parser("add", help="add or replace an experiment")
+    add = verbs.add_parser(
+        "add",
+        help="add or replace an experiment",
+        description="Add an experiment, or replace its variations, control and planned split.\n\n"
+        "examples:\n"
+        "  hitstream experiments add --tenant 1234567 --experiment 87654321 \\\n"
+        "    --variations 1111111,2222222 --control 1111111 --name 'Checkout button'\n"
+        "  hitstream experiments add --tenant 1234567 --experiment 880001 \\\n"
+        "    --variations 770001,770002,770003 --weights 50,25,25",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add.add_argument("--tenant", required=True)
     add.add_argument("--experiment", required=True)
     add.add_argument("--variations", required=True, help="comma-separated variation ids")
     add.add_argument("--control", help="the control variation (default: the first)")
     add.add_argument("--weights", help="comma-separated planned shares (default: equal)")
     add.add_argument("--name", default="")
-    verbs.add_parser("list", help="list the registry")
-    remove = verbs.add_parser("remove", help="remove an experiment")
+    verbs.add_parser(
+        "list",
+        help="list the registry",
+        description="One line per experiment: tenant, id, name, variations, control, split.\n\n"
+        "example:\n  hitstream experiments list",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    remove = verbs.add_parser(
+        "remove",
+        help="remove an experiment",
+        description="Mark an experiment deleted (its stored hits stay).\n\n"
+        "example:\n  hitstream experiments remove --tenant 1234567 --experiment 87654321",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     remove.add_argument("--tenant", required=True)
     remove.add_argument("--experiment", required=True)
 

@@ -2,6 +2,12 @@
 
 hitstream results 87654321 --tenant 1234567 [--goal 555] [--slice device_type=mobile]
     [--slice 983745985=gc] [--include-bots] [--include-multi] [--json]
+
+examples:
+  hitstream results 87654321 --tenant 1234567
+  hitstream results 87654321 --tenant 1234567 --goal 555 --slice device_type=mobile
+  hitstream results 87654321 --tenant 1234567 --json > results.json
+  hitstream results 87654321 --tenant 1234567 --include-bots --include-multi --alpha 0.01
 """
 
 from __future__ import annotations
