@@ -7,6 +7,8 @@ hitstream experiments add|list|remove   the experiment registry
 hitstream definitions add|list|remove   the Monetate event definitions
 hitstream octeth account|key|list ...    the Octeth registry (accounts, keys, lists)
 hitstream results <experiment> --tenant T   experiment results (rates, lifts, p-values, SRM)
+hitstream replay --from T|offset [--to T|offset] [--partition N]   re-process raw hits (idempotent)
+hitstream dlq list|show|redrive   dead letters by reason; re-drive the fixable ones
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from hitstream import definitions, experiments, octeth
+from hitstream import definitions, dlq, experiments, octeth, replay
 from results import report
 from schemas.settings import FIELDS, env_name, load_settings
 
@@ -25,6 +27,9 @@ EXAMPLES = """examples:
   hitstream definitions list --site shop-eu
   KEY=$(hitstream octeth key add --account acme)
   hitstream results 87654321 --tenant 1234567 --json
+  hitstream replay --from 2026-11-22T00:00:00Z --to 2026-11-23T00:00:00Z
+  hitstream dlq list --reason missing_user_id
+  hitstream dlq redrive --reason missing_user_id --dry-run
   hitstream <command> --help       each command and subcommand shows its own examples
 """
 
@@ -82,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     definitions.add_parser(sub)
     octeth.add_parser(sub)
     report.add_parser(sub)
+    replay.add_parser(sub)
+    dlq.add_parser(sub)
     return parser
 
 
@@ -99,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return octeth.run(args, settings)
     if args.command == "results":
         return report.run(args, settings)
+    if args.command == "replay":
+        return replay.run(args, settings)
+    if args.command == "dlq":
+        return dlq.run(args, settings)
     if args.command == "migrate":
         from deploy.migrate import migrate
 
