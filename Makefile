@@ -64,6 +64,12 @@ typecheck: install
 bench: install
 	$(PY) -m bench
 
+## Hits through the real stack under faults (Kafka, ClickHouse, worker and gateway kill -9),
+## reconciled exactly. CHAOS_HITS sets the number of logical hits (default 200000); report and
+## logs under .local/chaos/<time>/. A short version of it runs in `make test`.
+chaos: install
+	$(PY) -m tests.chaos.run
+
 ## A simulated experiment through the running stack (make run first), then its results table.
 demo: install
 	$(PY) -m results.demo

@@ -2,6 +2,14 @@
 
 aiokafka never expires a batch in idempotent mode, so without the deadline a broker outage would
 hang the request that waits for it.
+
+After a failed publish the producer is replaced before the next one. aiokafka 0.14 expires a
+batch whose partition has no leader (a broker outage) in `MessageAccumulator.drain_by_nodes`,
+and popping it there assigns the batch its idempotent sequence numbers before failing it: those
+numbers are never sent, so the broker refuses every later batch of that producer with
+`OutOfOrderSequenceNumber`, for good (found by the chaos suite: the spool never drained after a
+broker restart). A new producer gets a new producer id and starts its sequences at 0. A batch of
+the old one may still land after the spool's copy: the pipeline's hit-id dedup stores it once.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ class KafkaPublisher:
         self._settings = settings
         self._timeout = settings.publish_timeout_s
         self._producer: AIOKafkaProducer | None = None
+        self._renew = False  # a publish failed: replace the producer before the next one
+        self._renewing = asyncio.Lock()
         self.started = False
 
     async def start(self) -> None:
@@ -47,6 +57,31 @@ class KafkaPublisher:
         await self._producer.start()
         self.started = True
 
+    async def _usable(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise PublishError("the publisher is not started")
+        if self._renew:
+            async with self._renewing:
+                await self._replace()
+        if self._producer is None:
+            raise PublishError("the publisher is not started")
+        return self._producer
+
+    async def _replace(self) -> None:
+        if self._renew and self._producer is not None:
+            old = self._producer
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await old.stop()
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("abandoning a Kafka producer that did not stop in time (%r)", exc)
+            try:
+                await self.start()
+            except KafkaError as exc:
+                raise PublishError(f"cannot reconnect to Kafka: {exc!r}") from exc
+            self._renew = False
+            log.info("Kafka producer replaced after a failed publish")
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
@@ -54,22 +89,22 @@ class KafkaPublisher:
 
     async def publish_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
         """Publish in order and return once Kafka has them all; raise `PublishError` else."""
-        if self._producer is None:
-            raise PublishError("the publisher is not started")
+        producer = await self._usable()
         try:
             async with asyncio.timeout(self._timeout):
-                futures = [await self._producer.send(t, v, key=k or None) for t, v, k in records]
+                futures = [await producer.send(t, v, key=k or None) for t, v, k in records]
                 await asyncio.gather(*futures)
         except (TimeoutError, KafkaError) as exc:
+            self._renew = True
             raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc
 
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
         """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else."""
-        if self._producer is None:
-            raise PublishError("the publisher is not started")
+        producer = await self._usable()
         try:
             async with asyncio.timeout(self._timeout):
-                await self._producer.send_and_wait(topic, value, key=key or None)
+                await producer.send_and_wait(topic, value, key=key or None)
         except (TimeoutError, KafkaError) as exc:
+            self._renew = True
             metrics.PUBLISH_FAILURES.labels(topic.rsplit(".", 1)[-1]).inc()
             raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc

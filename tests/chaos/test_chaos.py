@@ -1,0 +1,59 @@
+"""The chaos suite, short: a few thousand hits, each fault once; and the broken control run.
+
+The full run is `make chaos` (`python -m tests.chaos.run`, 200,000 hits by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.localstack import LocalStack
+from tests.chaos.run import Config, run
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    started = LocalStack(tmp_path_factory.mktemp("chaos-stack")).start()
+    yield started
+    started.stop()
+
+
+def test_short_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_path: Path) -> None:
+    config = Config(hits=2000, rate=60, hold_s=3, worker_kill_every_s=6, settle_timeout_s=120)
+    report = run(tmp_path, config, stack)
+    print(report.text())
+    assert report.result is not None
+    assert report.ok, report.text()
+    kinds = " | ".join(f.what for f in report.faults)
+    for fault in ("worker kill -9", "Kafka broker stopped", "ClickHouse engine stopped"):
+        assert fault in kinds, report.text()
+    assert report.spool_at_gateway_kill > 0, "the gateway was killed with an empty spool"
+    assert report.accepted >= 2000 + 2000 // 10  # every logical hit and every client retry
+    assert (report.result.lost, report.result.duplicated) == (0, 0)
+
+
+def test_control_run_without_sink_dedup_fails_the_same_check(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """HITS_UNSAFE_SINK_WITHOUT_DEDUP: worker kills alone then store redelivered rows twice."""
+    config = Config(
+        hits=1500,
+        rate=100,
+        worker_kill_every_s=4,
+        broker_outage=False,
+        clickhouse_outage=False,
+        gateway_kill=False,
+        settle_timeout_s=60,
+        unsafe_sink=True,
+    )
+    report = run(tmp_path, config, stack)
+    print(report.text())
+    assert report.result is not None
+    assert not report.ok
+    assert report.result.duplicated > 0, report.text()
+    assert report.result.lost == 0, report.text()
