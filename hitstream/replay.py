@@ -13,8 +13,9 @@ How a replay is processed, and why it is idempotent:
 3. Once the worker has stored every copy (each raw message yields an `events` row or a dead
    letter; then the sink's group offsets on `hits.rows` and `hits.dlq` must pass their ends), the
    rows of the superseded messages are deleted in every table (lightweight `DELETE` by
-   `src_partition` and `src_pos`): the originals, plus any other message of the same hit ids after
-   the range start (copies from an earlier replay or re-drive). Rows the fixed parser no longer
+   `src_partition` and `src_pos`): the originals, any earlier message of the same hit ids (copies
+   from an earlier replay or re-drive), and any earlier row with the id of a row the copies stored
+   (in case a merge collapsed the earlier copy's `events` row). Rows the fixed parser no longer
    makes (a conversion that is now an impression, a dead letter that now parses) go with them,
    even when their ordering key changed, which ReplacingMergeTree alone could never collapse.
 
@@ -22,7 +23,9 @@ So after the command returns, every table holds each id once, without FINAL (`co
 `uniqExact(id)`), and running it again, or stopping it half-way and running it again, converges to
 the same rows. Between steps 2 and 3 the copies and originals coexist (views over `FINAL` still
 count once). If the worker does not store the copies within `--timeout`, nothing is deleted and
-the command fails: run it again once the worker is back.
+the command fails: run it again once the worker is back. Only rows older than the copies are
+deleted, so two overlapping replays running at once may leave a duplicate but never lose a row;
+running either again converges.
 """
 
 from __future__ import annotations

@@ -136,13 +136,17 @@ def unfixable(letter: StoredLetter) -> str | None:
 def redrive_selection(
     letters: Iterable[StoredLetter],
 ) -> tuple[list[StoredLetter], list[tuple[StoredLetter, str]]]:
-    """(the letters to re-drive, one per raw message; the others with why not)."""
-    chosen: dict[tuple[int, int], StoredLetter] = {}
+    """(the letters to re-drive, one per hit; the others with why not).
+
+    A Monetate beacon may have a letter per bad key, and a hit re-driven before but never settled
+    has letters at two offsets: either way its raw message is published once.
+    """
+    chosen: dict[str, StoredLetter] = {}
     skipped: list[tuple[StoredLetter, str]] = []
     for letter in letters:
         why = unfixable(letter)
         if why is not None:
             skipped.append((letter, why))
-        else:  # a Monetate hit may have several letters: publish its message once
-            chosen.setdefault((letter.partition, letter.offset), letter)
+        else:
+            chosen.setdefault(letter.hit_id, letter)
     return sorted(chosen.values(), key=lambda x: (x.partition, x.position)), skipped

@@ -23,6 +23,7 @@ from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import position_condition, spans
 from pipeline.rows import COLUMNS
 from schemas import replay
+from schemas.event import MAX_EVENTS_PER_HIT
 from schemas.settings import Settings
 from schemas.topics import DLQ, ROWS
 
@@ -95,7 +96,8 @@ def stored_copies(client: Client, partition: int, new_offsets: Iterable[int]) ->
     """How many of the copies at `new_offsets` have reached ClickHouse (every raw message
     yields an `events` row or a dead letter)."""
     where = position_condition(spans(new_offsets))
-    sql = f"SELECT uniqExact(intDiv(src_pos, 1024)) FROM ({_hit_rows(partition, where, 'src_pos')})"
+    rows = _hit_rows(partition, where, "src_pos")
+    sql = f"SELECT uniqExact(intDiv(src_pos, {MAX_EVENTS_PER_HIT})) FROM ({rows})"
     return int(client.query(sql).result_rows[0][0])
 
 
@@ -149,14 +151,13 @@ async def wait_stored(
 
 
 def superseded_offsets(client: Client, partition: int, copies: Sequence[Copy]) -> list[int]:
-    """Raw offsets whose rows the copies replace: the originals, and every other message of
+    """Raw offsets whose rows the copies replace: the originals, and every earlier message of
     the same hit ids in the partition (an earlier replay's copies, an accidental duplicate)."""
     copied = spans(c.new_offset for c in copies)
     hits = _hit_rows(partition, position_condition(copied), "hit_id")
-    later = f"NOT ({position_condition(copied)})"
     sql = (
-        "SELECT DISTINCT intDiv(src_pos, 1024) FROM "
-        f"({_hit_rows(partition, later, 'src_pos, hit_id')}) "
+        f"SELECT DISTINCT intDiv(src_pos, {MAX_EVENTS_PER_HIT}) FROM "
+        f"({_hit_rows(partition, _before(copies), 'src_pos, hit_id')}) "
         f"WHERE hit_id != '' AND hit_id IN ({hits})"
     )
     found = {int(offset) for (offset,) in client.query(sql).result_rows}
@@ -176,6 +177,7 @@ def delete_superseded(client: Client, copies: Sequence[Copy]) -> dict[str, int]:
     deleted: dict[str, int] = defaultdict(int)
     for partition, group in sorted(by_partition.items()):
         copied = position_condition(spans(c.new_offset for c in group))
+        before = _before(group)
         runs = spans(superseded_offsets(client, partition, group))
         for i in range(0, len(runs), SPANS_PER_DELETE):
             chunk = position_condition(runs[i : i + SPANS_PER_DELETE])
@@ -184,13 +186,19 @@ def delete_superseded(client: Client, copies: Sequence[Copy]) -> dict[str, int]:
                 deleted[table] += _delete(client, table, where)
         for table, key in ROW_IDS.items():
             where = (
-                f"src_partition = {partition} AND NOT ({copied}) AND {key} IN "
+                f"src_partition = {partition} AND {before} AND {key} IN "
                 f"(SELECT {key} FROM {table} WHERE src_partition = {partition} AND ({copied}))"
             )
             if table == "dead_letters":
                 where += " AND hit_id != ''"
             deleted[table] += _delete(client, table, where)
     return {table: n for table, n in deleted.items() if n}
+
+
+def _before(copies: Sequence[Copy]) -> str:
+    """Rows older than every copy. Only those are superseded: a concurrent replay's newer
+    copies are left alone (the two may then leave a duplicate, never a loss; run one again)."""
+    return f"src_pos < {min(c.new_offset for c in copies) * MAX_EVENTS_PER_HIT}"
 
 
 def _delete(client: Client, table: str, where: str) -> int:

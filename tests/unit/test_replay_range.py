@@ -80,12 +80,16 @@ def test_position_condition_covers_every_event_of_the_offsets() -> None:
 
 
 def letter(
-    stage: str = "validate", raw: str | None = None, partition: int = 0, position: int = 0
+    stage: str = "validate",
+    raw: str | None = None,
+    partition: int = 0,
+    position: int = 0,
+    hit_id: str = "h1",
 ) -> StoredLetter:
-    hit = rawhit.RawHit(hit_id="h1", kind="optimizely", received_at_ms=1, query="a=1")
+    hit = rawhit.RawHit(hit_id=hit_id, kind="optimizely", received_at_ms=1, query="a=1")
     return StoredLetter(
         dlq_id="d",
-        hit_id="h1",
+        hit_id=hit_id,
         stage=stage,
         reason="missing_user_id",
         detail="",
@@ -105,12 +109,18 @@ def test_only_validate_letters_holding_an_envelope_can_be_redriven() -> None:
     assert "envelope_version" in (unfixable(letter(raw='{"v": 2}')) or "")
 
 
-def test_redrive_selection_publishes_each_raw_message_once_in_order() -> None:
+def test_redrive_selection_publishes_each_hit_once_in_order() -> None:
     bad_keys = [letter(position=3 * 1024 + 1), letter(position=3 * 1024 + 2)]  # one beacon
+    copied = letter(position=9 * 1024)  # the same hit again: an unsettled earlier re-drive
     chosen, skipped = redrive_selection(
-        [letter(partition=1, position=5 * 1024), *bad_keys, letter(stage="gateway")]
+        [
+            letter(partition=1, position=5 * 1024, hit_id="h2"),
+            *bad_keys,
+            copied,
+            letter(stage="gateway", hit_id="h3"),
+        ]
     )
-    assert [(x.partition, x.offset) for x in chosen] == [(0, 3), (1, 5)]
+    assert [(x.hit_id, x.partition, x.offset) for x in chosen] == [("h1", 0, 3), ("h2", 1, 5)]
     assert [why for _, why in skipped] == ["stage gateway: the raw hit was not kept whole"]
 
 
