@@ -1,0 +1,98 @@
+"""The operator guide and the integration guides name only what exists in the code.
+
+Settings, gateway routes, metric names, `hitstream` commands (each must parse) and the README's
+links to them are checked against the code; a renamed setting or route fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from gateway.app import create_app
+from hitstream.cli import build_parser
+from schemas.settings import FIELDS, Settings, env_name
+from tests.unit.test_deploy_config import known_metric_names
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
+ROUTE = re.compile(r"(?<![\w.:/-])/(?:api|monetate|admin|event|readyz|healthz|metrics)[\w./{}-]*")
+GATEWAY_URL = re.compile(
+    r"(?:\$GW|https?://(?:127\.0\.0\.1:8080|collector\.example\.com))(/[\w./-]*)"
+)
+
+
+def text_of(path: Path) -> str:
+    return path.read_text()
+
+
+def routes() -> set[str]:
+    return {r.canonical for r in create_app(Settings()).router.resources()}
+
+
+def test_every_guide_exists_and_is_linked_from_the_readme() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in DOCS}
+    expected = {
+        "docs/operator-guide.md",
+        "docs/integrations/optimizely.md",
+        "docs/integrations/monetate.md",
+        "docs/integrations/octeth.md",
+    }
+    assert expected <= names
+    readme = (ROOT / "README.md").read_text()
+    for name in expected:
+        assert f"]({name})" in readme, f"README does not link {name}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_settings_routes_and_metrics_exist(doc: Path) -> None:
+    text = text_of(doc)
+    settings = {env_name(f) for f in FIELDS}
+    named = set(re.findall(r"\bHITS_[A-Z0-9_]*[A-Z0-9]\b", text))
+    # `HITS_KAFKA_SSL_CERTFILE` and `_KEYFILE`: a suffix after a full name is fine
+    assert named <= settings, f"not settings: {sorted(named - settings)}"
+    known_routes = routes()
+    paths = set(ROUTE.findall(text)) | set(GATEWAY_URL.findall(text))
+    assert paths, f"{doc.name}: no gateway path found"
+    for path in paths:
+        path = path.split("?")[0].rstrip(".")
+        prefix = path.endswith("/")  # `/admin/...`: a prefix of routes
+        ok = any(
+            r.startswith(path)
+            if prefix
+            else re.fullmatch(re.sub(r"\{\w+\}", r"[^/]+", r), path) is not None
+            for r in known_routes
+        )
+        assert ok, f"{doc.name}: no gateway route {path}"
+    known = known_metric_names()
+    metrics = set(re.findall(r"\bhitstream_[a-z_]+(?:_total|_seconds|_records|_offset\w*)\b", text))
+    unknown = {m for m in metrics if m not in known and m + "_count" not in known}  # histograms
+    assert not unknown, f"{doc.name}: no such metric {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_hitstream_commands_in_the_docs_parse(doc: Path) -> None:
+    """Every `hitstream ...` in code (fenced blocks and inline spans) is a valid command line."""
+    text = re.sub(r"\\\n\s*", "", text_of(doc))
+    fenced = re.findall(r"```\w*\n(.*?)```", text, flags=re.S)
+    code = [line for block in fenced for line in block.splitlines()]
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    code += [s for s in spans if not re.fullmatch(r"hitstream [a-z]+", s)]  # a bare mention
+    commands = []
+    for line in code:
+        found = re.search(r"(?:^\s*(?:\w+=\S+\s+)*|\$\()hitstream ([a-z][^#)|;]*)", line)
+        if found and "<" not in found.group(1) and "--help" not in found.group(1):
+            commands.append(found.group(1).strip())
+    in_blocks = any(
+        re.match(r"\s*hitstream ", line) for block in fenced for line in block.splitlines()
+    )
+    assert commands or not in_blocks, "commands in code blocks but none found: extraction broken"
+    for command in commands:
+        argv = shlex.split(command)
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{doc.name}: `hitstream {command}` does not parse")
