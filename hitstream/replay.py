@@ -38,6 +38,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.clickhouse_client import connect
+from deploy.kafka_security import client_options
 from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import Bound, parse_bound, partition_range
 from hitstream.supersede import Copy, Message, SettleTimeout, producer, republish, settle
@@ -167,6 +168,7 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         group_id=None,
+        **client_options(settings),
     )
     kafka = producer(settings)
     await consumer.start()

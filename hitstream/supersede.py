@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
+from deploy.kafka_security import client_options
 from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import position_condition, spans
 from pipeline.rows import COLUMNS
@@ -66,6 +67,7 @@ def producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=settings.producer_linger_ms,
+        **client_options(settings),
     )
 
 
@@ -102,7 +104,9 @@ def stored_copies(client: Client, partition: int, new_offsets: Iterable[int]) ->
 
 
 async def _committed_past(settings: Settings, ends: dict[TopicPartition, int]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_options(settings)
+    )
     await admin.start()
     try:
         done = await admin.list_consumer_group_offsets(settings.app_id, partitions=list(ends))
@@ -138,7 +142,9 @@ async def wait_stored(
         await asyncio.sleep(0.3)
     bar.close()
     tps = [TopicPartition(settings.topic(name), p) for name in (ROWS, DLQ) for p in by_partition]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, **client_options(settings)
+    )
     await consumer.start()
     try:
         ends = {tp: int(end) for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
