@@ -196,3 +196,24 @@ def test_compose_gives_each_process_its_own_clickhouse_user() -> None:
     gateway_grants = users.split("<hitstream_gateway>")[1].split("</hitstream_gateway>")[0]
     assert "INSERT ON hitstream.event_definitions" in gateway_grants
     assert "ON hitstream.*" not in gateway_grants  # named tables only
+
+
+def test_every_kafka_client_gets_the_security_options() -> None:
+    """Each AIOKafka* client in the packages passes `**client_options(...)` (a static check)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    clients = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
+    calls = []
+    for package in ("gateway", "pipeline", "deploy", "hitstream", "results"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") in clients:
+                    spread = [k.value for k in node.keywords if k.arg is None]
+                    secured = any(
+                        isinstance(v, ast.Call) and getattr(v.func, "id", "") == "client_options"
+                        for v in spread
+                    )
+                    calls.append((f"{path.relative_to(root)}:{node.lineno}", secured))
+    assert len(calls) >= 5, calls  # publisher, topics, replay, supersede (x3)
+    assert [where for where, secured in calls if not secured] == []
