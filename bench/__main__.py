@@ -7,7 +7,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from bench import endtoend, gateway, memory, pipeline, recovery, sink
+from bench import endtoend, gateway, memory, pipeline, recovery, results, sink
 
 BENCHES: dict[str, Callable[[], list[str]]] = {
     "gateway": gateway.run,
@@ -16,6 +16,7 @@ BENCHES: dict[str, Callable[[], list[str]]] = {
     "endtoend": endtoend.run,
     "recovery": recovery.run,
     "memory": memory.run,
+    "results": results.run,
 }
 
 

@@ -6,10 +6,13 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import orjson
 import pytest
 from scipy import stats as sps
 
-from pipeline import srm
+from pipeline import alarm, rows, srm
+from pipeline.derive import derive
+from schemas.event import Event, Lineage, stable_id
 
 ALPHA = 0.05
 
@@ -122,3 +125,25 @@ def test_counts_before_the_split_is_known_are_tested_once_it_is() -> None:
     assert step.raised and step.state.counts == {"a": 100, "b": 1}
     record = srm.alert("t", "e", step.state, step.verdict, alpha=ALPHA, min_deviation=0.01, at_ms=5)
     assert record["counts"] == [100, 1] and record["expected_shares"] == [0.5, 0.5]
+
+
+def test_exposures_are_the_impressions_of_a_bundle_keyed_by_experiment() -> None:
+    event = Event(
+        event_id=stable_id("srm", 1),
+        hit_id="h1",
+        source="optimizely",
+        tenant="42",
+        visitor_id="v1",
+        name="view",
+        occurred_at_ms=1_790_000_000_000,
+        received_at_ms=1_790_000_000_500,
+        experiments={"100": "7", "200": "8"},
+        goals=("100", "555"),  # an impression of 100 and a conversion; 200 only in the map
+        lineage=Lineage(partition=0, offset=1),
+    )
+    records = alarm.exposures(rows.decode(rows.encode(derive(event))))
+    assert [(k, orjson.loads(v)) for k, v in records] == [
+        (b"42|100", {"t": "42", "e": "100", "v": "7", "u": "v1", "at": 1_790_000_000_500})
+    ]
+    retry = derive(event, duplicate_of=str(stable_id("srm", 0)))
+    assert alarm.exposures(retry) == []
