@@ -45,6 +45,7 @@ from schemas.topics import RAW, ROWS
 
 KEYS = int(os.environ.get("BENCH_KEYS", "1000000"))
 TABLES = ("retries", "sessions", "hit_ids")
+STOP_TIMEOUT_S = 20.0  # then SIGKILL (deploy.services.stop): the warm restart follows a kill -9
 
 
 def changelog(settings: Settings, table: str) -> str:
@@ -208,7 +209,7 @@ def run() -> list[str]:
             baseline = asyncio.run(_baseline(settings, work))
             rebuild, worker = _start(settings, work, "rebuild")
             stopping = time.monotonic()
-            services.stop(worker)
+            services.stop(worker, timeout=STOP_TIMEOUT_S)
             stop_s = time.monotonic() - stopping
             store_mb = directory_bytes(Path(settings.data_dir)) / 1e6
             warm, worker = _start(settings, work, "warm")
@@ -226,7 +227,13 @@ def run() -> list[str]:
         f"all partitions {rebuild.all_s:6.1f} s   = {per_million:.1f} s per million keys "
         "(target <= 50)",
         f"warm restart (same dir)          first event {warm.first_s:6.1f} s   "
-        f"all partitions {warm.all_s:6.1f} s   (target <= 15; SIGTERM stop took {stop_s:.1f} s)",
+        f"all partitions {warm.all_s:6.1f} s   (target <= 15)",
+        f"stopping the rebuilt worker: SIGTERM -> exit {stop_s:.1f} s"
+        + (
+            " (did not exit: SIGKILL; the warm restart followed a kill)"
+            if stop_s >= STOP_TIMEOUT_S
+            else ""
+        ),
         f"ratio baseline / rebuild         {baseline / rebuild.first_s:.3f}   "
         f"(rebuild beyond the worker's empty start: {rebuild.first_s - empty.first_s:.1f} s)",
         f"(one run; session timeout 6 s as in `make run`; load average {load_average()})",
