@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 from deploy import services
 from deploy.clickhouse_client import connect
@@ -31,6 +32,8 @@ from schemas.settings import Settings
 from tests.chaos.faults import Fault, Processes
 from tests.chaos.reconcile import Reconciliation, progress, reconcile
 from tests.chaos.traffic import Ledger, Reference, plan, send_all
+
+LEDGER_SETS = ("accepted_good", "accepted_bad", "unanswered_good", "unanswered_bad")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Config:
     broker_outage: bool = True
     clickhouse_outage: bool = True
     gateway_kill: bool = True
-    settle_timeout_s: float = 900.0
+    settle_timeout_s: float = 1800.0
     unsafe_sink: bool = False  # the control run: the sink without dedup token and marks
 
 
@@ -217,6 +220,15 @@ def run(root: Path, config: Config, stack: LocalStack | None = None) -> Report:
         report.accepted = ledger.accepted
         report.unanswered_attempts = len(ledger.unanswered_good) + len(ledger.unanswered_bad)
         report.faults = procs.faults
+        (root / "ledger.json").write_bytes(  # to reconcile again by hand
+            orjson.dumps(
+                {
+                    "clickhouse": settings.clickhouse_url,
+                    "database": settings.clickhouse_database,
+                    **{k: sorted(getattr(ledger, k)) for k in LEDGER_SETS},
+                }
+            )
+        )
         client = connect(settings)
         began = time.monotonic()
         deadline = began + config.settle_timeout_s
