@@ -10,7 +10,7 @@
  *     window.monetateQ = window.monetateQ || [];
  *     window.monetateQ.push(["trackEvent", ["reached_platinum"]]);
  *   </script>
- *   <script async src="https://collector.example/static/monetate-tag.js"></script>
+ *   <script async src="https://collector.example/monetate/tag.js"></script>
  *
  * Configuration: `window.hitstreamConfig` ({endpoint, site, experiments, cookieDomain}), or the
  * attributes `data-endpoint`, `data-site`, `data-cookie-domain` of this tag's own <script>;
