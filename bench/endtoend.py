@@ -1,11 +1,12 @@
 """End to end on the local stack (real Kafka, chDB server, one gateway, one worker processes).
 
 1. Sustained load: Optimizely GET beacons with browser headers at a fixed rate (BENCH_RATE,
-   default 1000/s, open loop: `bench.beacons`) for BENCH_SECONDS (default 600, the issue's 10
-   minutes). Every BENCH_SAMPLE_S (5 s): CPU % (of one core) of the gateway and of the worker's
-   process tree, the machine's CPU %, and the worker group's consumer lag (end offsets minus
-   committed, hits.raw + hits.events + hits.rows). Reported: answered hits/s, CPU, lag at start,
-   middle and end, and the gateway's and worker's peak RSS (VmHWM).
+   default 150/s: what 2 shared cores sustained; open loop, `bench.beacons`) for BENCH_SECONDS
+   (default 600, the issue's 10 minutes). Every BENCH_SAMPLE_S (5 s): CPU % (of one core) of
+   the gateway and of the worker's process tree, the machine's CPU %, and the worker group's
+   consumer lag (end offsets minus committed, hits.raw + hits.events + hits.rows). Reported:
+   answered hits/s, CPU, lag at start (a tenth in), middle and end, and the gateway's and
+   worker's peak RSS (VmHWM). The lag must then drain before the latency phase.
 2. Latency at half that rate for BENCH_LATENCY_SECONDS (default 60): one hit in 10 carries a
    unique visitor id of tenant 7654321; the bench records the wall time of its 200 and polls
    ClickHouse every 100 ms for the marker's row in `events`; latency = first seen - 200. The
@@ -36,9 +37,10 @@ from deploy.ports import free_port
 from schemas.settings import Settings
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "600"))
-RATE = float(os.environ.get("BENCH_RATE", "1000"))
+RATE = float(os.environ.get("BENCH_RATE", "150"))
 SAMPLE_S = float(os.environ.get("BENCH_SAMPLE_S", "5"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "60"))
+DRAIN_LIMIT_S = 300.0
 MARKER_TENANT = "7654321"  # Optimizely account ids are numeric
 
 
@@ -187,13 +189,13 @@ def run() -> list[str]:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 tally, samples, elapsed = runner.run(_sustained(settings, gateway.pid, worker.pid))
                 peaks = (peak_rss_bytes(tree(gateway.pid)), peak_rss_bytes(tree(worker.pid)))
-                drain_began = time.monotonic()
-                while time.monotonic() - drain_began < 120:
-                    if sum(runner.run(consumer_lag(settings)).values()) == 0:
-                        break
-                    time.sleep(1)
-                drained_s = time.monotonic() - drain_began
-                client, server, lost = runner.run(_latency(settings))
+                drain_began, left = time.monotonic(), 1
+                while left and time.monotonic() - drain_began < DRAIN_LIMIT_S:
+                    left = sum(runner.run(consumer_lag(settings)).values())
+                    time.sleep(0 if not left else 1)
+                drained_s = time.monotonic() - drain_began if not left else float("nan")
+                # behind a backlog the markers would measure the backlog, not the pipeline
+                client, server, lost = runner.run(_latency(settings)) if not left else ([], [], 0)
         finally:
             stack.stop()
     return _report(tally, samples, elapsed, peaks, drained_s, client, server, lost)
@@ -234,7 +236,11 @@ def _report(
         f"machine (2 cores, all users) {statistics.median(s.machine_cpu for s in steady):.0f}"
         "   (target: under 80)",
         f"consumer lag start {start:,} / middle {middle:,} / end {end:,}: {trend}; "
-        f"drained to 0 within {drained_s:.0f} s after the load",
+        + (
+            f"drained to 0 in {drained_s:.0f} s after the load"
+            if drained_s == drained_s
+            else f"not drained {DRAIN_LIMIT_S:.0f} s after the load: latency not measured"
+        ),
         f"peak RSS: gateway {peaks[0] / 2**20:,.0f} MiB, worker (supervisor + Faust) "
         f"{peaks[1] / 2**20:,.0f} MiB",
         f"latency 200 -> queryable at {RATE / 2:,.0f} hits/s, {len(client):,} markers "
