@@ -10,10 +10,12 @@ each visitor's first exposure (`v|tenant|experiment|visitor`) and the experiment
 exposure, and sends one alert record when the experiment enters the alarm state (latched: no
 record on clearing; a changed split in the registry restarts the counts and clears the gauge).
 
-Exact under redelivery: the counts key is written before the visitor key, both in the same
-changelog partition, so a replayed exposure at or below the stored offset was counted already
-(only its visitor key may be missing, and is then written); `expose` may send an impression
-twice, and the visitor key makes the second one no first exposure.
+Exact under redelivery (`srm.count`): the counts key is written before the visitor key, both in
+the same changelog partition, so a replayed exposure at or below the stored offset was counted
+already (only its visitor key may be missing, and is then written); `expose` may send an
+impression twice, and the visitor key makes the second one no first exposure. The alert is sent
+right after the table writes: a crash in between can lose it (the state stays latched, and the
+gauge shows it again from the experiment's next first exposure).
 """
 
 from __future__ import annotations
@@ -120,24 +122,19 @@ def install(
             in_order(record, watch)
             item = orjson.loads(record.value)
             tenant, experiment, variation = str(item["t"]), str(item["e"]), str(item["v"])
-            counts_key = f"c|{tenant}|{experiment}".encode()
-            visitor_key = f"v|{tenant}|{experiment}|{item['u']}".encode()
-            offset = record.message.offset
-            state = srm.decode(table.get(counts_key))
-            if state is not None and offset <= state.offset:  # redelivered: counted already
-                if table.get(visitor_key) is None:
-                    table[visitor_key] = variation.encode()
-                continue
-            if table.get(visitor_key) is not None:
-                continue  # not the visitor's first exposure
-            step = srm.observe(
-                state,
+            step = srm.count(
+                table,
+                tenant,
+                experiment,
+                str(item["u"]),
                 variation,
-                offset,
+                record.message.offset,
                 splits.weights.get((tenant, experiment)),
                 alpha=alpha,
                 min_deviation=min_deviation,
             )
+            if step is None:
+                continue
             if step.raised and step.verdict is not None:
                 alert = srm.alert(
                     tenant, experiment, step.state, step.verdict,
@@ -145,9 +142,7 @@ def install(
                 )  # fmt: skip
                 log.warning("sample-ratio mismatch: %s", alert)
                 metrics.SRM_ALERTS.labels(tenant, experiment).inc()
-                await alerts.send(key=counts_key[2:], value=orjson.dumps(alert))
-            table[counts_key] = srm.encode(step.state)
-            table[visitor_key] = variation.encode()
+                await alerts.send(key=f"{tenant}|{experiment}".encode(), value=orjson.dumps(alert))
             metrics.SRM_FIRST_EXPOSURES.labels(tenant, experiment).inc()
             metrics.SRM_ALARM.labels(tenant, experiment).set(int(step.state.alarm))
 

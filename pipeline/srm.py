@@ -27,7 +27,7 @@ configured split changes, which starts the counts afresh (`observe`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +157,40 @@ def observe(
     if raised:
         new = State(counts=counts, weights=known, offset=offset, alarm=True)
     return Step(state=new, verdict=verdict, raised=raised, reset=reset)
+
+
+def count(
+    table: MutableMapping[bytes, bytes],
+    tenant: str,
+    experiment: str,
+    visitor: str,
+    variation: str,
+    offset: int,
+    weights: Mapping[str, float] | None,
+    *,
+    alpha: float,
+    min_deviation: float,
+) -> Step | None:
+    """Count one exposure read at `offset` into `table` (the worker's `srm` table); None when it
+    is no first exposure or was counted before (redelivered).
+
+    The counts key (with the offset) is written before the visitor key: if only the first write
+    survived a crash, the redelivered exposure is recognised by its offset and only the visitor
+    key is written; if neither did, it is counted now. Either way every first exposure counts once.
+    """
+    counts_key = f"c|{tenant}|{experiment}".encode()
+    visitor_key = f"v|{tenant}|{experiment}|{visitor}".encode()
+    state = decode(table.get(counts_key))
+    if state is not None and offset <= state.offset:  # redelivered: counted already
+        if table.get(visitor_key) is None:
+            table[visitor_key] = variation.encode()
+        return None
+    if table.get(visitor_key) is not None:
+        return None  # not the visitor's first exposure
+    step = observe(state, variation, offset, weights, alpha=alpha, min_deviation=min_deviation)
+    table[counts_key] = encode(step.state)
+    table[visitor_key] = variation.encode()
+    return step
 
 
 def alert(

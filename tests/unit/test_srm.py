@@ -147,3 +147,34 @@ def test_exposures_are_the_impressions_of_a_bundle_keyed_by_experiment() -> None
     ]
     retry = derive(event, duplicate_of=str(stable_id("srm", 0)))
     assert alarm.exposures(retry) == []
+
+
+class CrashAfter(dict[bytes, bytes]):
+    """A table whose process dies after `writes` more writes (what was written survives)."""
+
+    def __init__(self, data: dict[bytes, bytes], writes: int) -> None:
+        super().__init__(data)
+        self.writes = writes
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if self.writes == 0:
+            raise RuntimeError("crash")
+        self.writes -= 1
+        super().__setitem__(key, value)
+
+
+def test_every_first_exposure_counts_once_whatever_write_a_crash_interrupts() -> None:
+    kwargs = {"alpha": ALPHA, "min_deviation": 0.01}
+    weights = {"1": 1.0, "2": 1.0}
+    for survive in (0, 1):  # the crash loses both writes, or only the visitor key
+        table = CrashAfter({}, writes=survive)
+        with pytest.raises(RuntimeError):
+            srm.count(table, "t", "e", "u1", "1", 0, weights, **kwargs)
+        table.writes = 100  # restarted: the same exposure is delivered again, then more
+        srm.count(table, "t", "e", "u1", "1", 0, weights, **kwargs)
+        srm.count(table, "t", "e", "u1", "2", 1, weights, **kwargs)  # seen: not first
+        srm.count(table, "t", "e", "u2", "2", 2, weights, **kwargs)
+        srm.count(table, "t", "e", "u2", "2", 2, weights, **kwargs)  # redelivered again
+        state = srm.decode(table[b"c|t|e"])
+        assert state is not None and state.counts == {"1": 1, "2": 1}, survive
+        assert table[b"v|t|e|u1"] == b"1" and table[b"v|t|e|u2"] == b"2"
