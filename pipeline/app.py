@@ -244,6 +244,8 @@ def create_app(settings: Settings) -> faust.App:
             first_in_session[key] = sessions.encode(new_value)
         return item, first, counted
 
+    expose = alarm.install(app, settings, in_order)  # the live sample-ratio alarm's input
+
     @app.agent(events, concurrency=1)
     async def dedup_and_derive(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
@@ -292,6 +294,7 @@ def create_app(settings: Settings) -> faust.App:
                 value=rows.encode(bundle),
                 partition=record.message.partition,
             )
+            await expose(bundle)
 
     @app.agent(
         app.topic(settings.topic(ROWS), settings.topic(DLQ), key_type=bytes, value_type=bytes),
@@ -328,7 +331,6 @@ def create_app(settings: Settings) -> faust.App:
         for _, expiry in bounded:
             expiry.forget()
 
-    alarm.install(app, settings, in_order)  # the live sample-ratio alarm, beside the hot path
     return app
 
 
