@@ -7,13 +7,20 @@ await return (so the 200 goes out after the fsync). A drainer publishes the olde
 records its position in `cursor` (fsynced) after Kafka acknowledges them; drained segments are
 deleted. A torn last frame (a crash mid-write) fails its CRC and is dropped: it was never
 acknowledged to any client.
+
+Writes, reads and acknowledgements run in threads (`asyncio.to_thread`) and are serialised by one
+lock, which also guards the record count: the chaos suite found a drain that emptied the spool
+deleting the segment an append was being written to at that moment (the hit answered 200, then
+lost), and an unguarded count that drifted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,6 +77,7 @@ class Spool:
         self._cursor_path = directory / "cursor"
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flushing = False
+        self._lock = threading.Lock()  # segment files, cursor and `records`
         segments = self._segments()
         self._active = segments[-1] if segments else 1
         self.records = sum(1 for _ in self._unread())
@@ -81,7 +89,11 @@ class Spool:
         return self.directory / f"{segment:012d}.seg"
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.glob("*.seg"))
+        total = 0
+        for path in self.directory.glob("*.seg"):
+            with contextlib.suppress(FileNotFoundError):  # drained and deleted meanwhile
+                total += path.stat().st_size
+        return total
 
     def full(self, headroom: int = 65536) -> bool:
         """No room left for one more hit of up to `headroom` bytes."""
@@ -107,27 +119,29 @@ class Spool:
                 while self._pending:
                     batch, self._pending = self._pending, []
                     try:
-                        await asyncio.to_thread(self._write, b"".join(f for f, _ in batch))
+                        data = b"".join(f for f, _ in batch)
+                        await asyncio.to_thread(self._write, data, len(batch))
                     except OSError as exc:
                         for _, future in batch:
                             future.set_exception(exc)
                         continue
-                    self.records += len(batch)
                     for _, future in batch:
                         future.set_result(None)
             finally:
                 self._flushing = False
         await done
 
-    def _write(self, data: bytes) -> None:
-        path = self._path(self._active)
-        if path.exists() and path.stat().st_size + len(data) > SEGMENT_BYTES:
-            self._active += 1
+    def _write(self, data: bytes, count: int) -> None:
+        with self._lock:
             path = self._path(self._active)
-        with path.open("ab") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
+            if path.exists() and path.stat().st_size + len(data) > SEGMENT_BYTES:
+                self._active += 1
+                path = self._path(self._active)
+            with path.open("ab") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            self.records += count
 
     def _unread(self) -> Iterator[tuple[int, int, Record]]:
         """(segment, end offset, record) of every record not yet drained, oldest first."""
@@ -141,26 +155,32 @@ class Spool:
 
     def peek(self, limit: int) -> list[tuple[int, int, Record]]:
         out = []
-        for item in self._unread():
-            out.append(item)
-            if len(out) >= limit:
-                break
+        with self._lock:
+            for item in self._unread():
+                out.append(item)
+                if len(out) >= limit:
+                    break
         return out
 
     def acknowledge(self, segment: int, offset: int, count: int) -> None:
-        """Kafka has every record up to `segment`@`offset`: move the cursor, drop old segments."""
-        tmp = self._cursor_path.with_suffix(".tmp")
-        with tmp.open("w") as out:
-            out.write(f"{segment}:{offset}")
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self._cursor_path)
-        self.records = max(self.records - count, 0)
-        for old in self._segments():
-            if old < segment:
-                self._path(old).unlink()
-        idle = not self._pending and not self._flushing  # no thread is writing the segment
-        if self.records == 0 and segment == self._active and idle:
-            self._path(segment).unlink(missing_ok=True)
-            self._cursor_path.unlink(missing_ok=True)
-            self._active += 1
+        """Kafka has every record up to `segment`@`offset`: move the cursor, drop old segments.
+
+        Under the lock, `records` counts every record written and not acknowledged, so when it
+        is 0 the active segment holds nothing unread: it is deleted and the next write starts a
+        new one.
+        """
+        with self._lock:
+            tmp = self._cursor_path.with_suffix(".tmp")
+            with tmp.open("w") as out:
+                out.write(f"{segment}:{offset}")
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(self._cursor_path)
+            self.records = max(self.records - count, 0)
+            for old in self._segments():
+                if old < segment:
+                    self._path(old).unlink()
+            if self.records == 0 and segment == self._active:
+                self._path(segment).unlink(missing_ok=True)
+                self._cursor_path.unlink(missing_ok=True)
+                self._active += 1

@@ -60,3 +60,36 @@ async def test_a_full_spool_refuses_instead_of_growing(tmp_path: Path) -> None:
         for i in range(20):
             await spool.append(record(i))
     assert spool.full()
+
+
+async def test_a_drain_racing_appends_loses_nothing(tmp_path: Path) -> None:
+    """The drainer acknowledges (in a thread) while appends are written (in threads): found by
+    the chaos suite, where a drained-empty spool deleted the segment a new append was written to.
+    """
+    spool = Spool(tmp_path, 1 << 30)
+    drained: list[Record] = []
+    appended = 0
+    done = False
+
+    async def drain() -> None:
+        while True:
+            batch = await asyncio.to_thread(spool.peek, 7)
+            if not batch:
+                if done:
+                    return
+                await asyncio.sleep(0)
+                continue
+            drained.extend(r for _, _, r in batch)
+            segment, offset, _ = batch[-1]
+            await asyncio.to_thread(spool.acknowledge, segment, offset, len(batch))
+
+    drainer = asyncio.create_task(drain())
+    for round_ in range(1000):
+        await asyncio.gather(*(spool.append(record(round_ * 3 + j)) for j in range(3)))
+        appended += 3
+        await asyncio.sleep(0)
+    done = True
+    await asyncio.wait_for(drainer, 30)
+    left = [r for _, _, r in Spool(tmp_path, 1 << 30).peek(10_000)]
+    assert sorted(r.key for r in drained + left) == sorted(record(i).key for i in range(appended))
+    assert (spool.records, left) == (0, [])
