@@ -84,9 +84,10 @@ class Aggregates:
         return [self.control, *others] if self.control else others
 
 
+# `empty(...) OR`: without a slice the views never build `dimensions` (the binds are literals).
 _FILTER = """tenant = {tenant:String} AND experiment_id = {experiment:String}
-  AND arrayAll((k, v) -> dimensions[k] = v,
-               {slice_keys:Array(String)}, {slice_values:Array(String)})
+  AND (empty({slice_keys:Array(String)}) OR arrayAll((k, v) -> dimensions[k] = v,
+               {slice_keys:Array(String)}, {slice_values:Array(String)}))
   AND ({device:String} = '' OR device_type = {device:String})"""
 _KEEP = "({bots:UInt8} = 1 OR is_bot = 0) AND ({multi:UInt8} = 1 OR is_multi = 0)"
 _GOAL = "(empty({goals:Array(String)}) OR has({goals:Array(String)}, goal_id))"
