@@ -5,9 +5,9 @@
 -- which copies a Field per row (~20 s of the 22 s at 10M). Here the key (at, id) is one UInt256
 -- that orders exactly like the tuple: the epoch milliseconds (sign bit flipped) above 128 bits,
 -- then the UUID with its two 64-bit halves swapped (ClickHouse compares a UUID's second half
--- first; checked on a million random pairs). The values
--- are Strings; dimensions travel as their JSON text (exact: keys and values are valid UTF-8,
--- the pipeline's JSON decoder guarantees it) and are parsed back once per visitor. is_multi is
+-- first; checked on a million rows with ties and negative times). The values are Strings;
+-- dimensions travel as `hex(key):hex(value),...` (exact for any bytes, unlike JSON text) and
+-- are decoded once per visitor. is_multi is
 -- min != max (the same as variations > 1), so uniqExact runs only when `variations` is read.
 CREATE OR REPLACE VIEW results_exposures AS
 SELECT
@@ -23,8 +23,11 @@ SELECT
     ))) AS is_bot,
     argMin(agent, key) AS user_agent,
     argMin(device, key) AS device_type,
-    CAST(JSONExtract(argMin(dims, key), 'Map(String, String)') AS Map(String, String))
-        AS dimensions
+    mapFromArrays(
+        arrayMap(p -> unhex(splitByChar(':', p)[1]),
+                 arrayFilter(p -> p != '', splitByChar(',', argMin(dims, key)))),
+        arrayMap(p -> unhex(splitByChar(':', p)[2]),
+                 arrayFilter(p -> p != '', splitByChar(',', argMin(dims, key))))) AS dimensions
 FROM
 (
     SELECT
@@ -40,7 +43,8 @@ FROM
                             bitShiftRight(toUInt128(impression_id), 64)))) AS key,
         user_agent AS agent,
         toString(device_type) AS device,
-        toJSONString(dimensions) AS dims
+        arrayStringConcat(arrayMap((k, v) -> concat(hex(k), ':', hex(v)),
+                                    mapKeys(dimensions), mapValues(dimensions)), ',') AS dims
     FROM impressions
 )
 GROUP BY tenant, experiment_id, visitor_id;
@@ -67,7 +71,7 @@ SELECT
        toDateTime64(0, 3, 'UTC')) AS first_conversion_at,
     arraySum((t, v) -> if(t >= x.first_exposure_at, v, toInt128(0)), c.times, c.cents)
         AS revenue_cents,
-    toUInt64(length(c.times)) - conversions AS pre_conversions,
+    toUInt64(arrayCount(t -> t < x.first_exposure_at, c.times)) AS pre_conversions,
     arraySum((t, v) -> if(t < x.first_exposure_at, v, toInt128(0)), c.times, c.cents)
         AS pre_revenue_cents
 FROM
