@@ -36,7 +36,7 @@ from bench.observe import (
 )
 from deploy.localstack import LocalStack, prepare, start_worker
 from deploy.ports import free_port
-from schemas import rawhit
+from schemas import monetate, rawhit
 from schemas.settings import Settings
 from schemas.topics import DLQ, RAW, ROWS
 
@@ -70,16 +70,10 @@ def _hit(i: int, received_at_ms: int) -> tuple[bytes, bytes]:
         "experiments": {},
         "events": [{"key": "buy", "at": received_at_ms, "seq": 0}],
     }
-    hit = rawhit.RawHit(
-        hit_id=uuid.uuid4().hex,
-        kind="monetate",
-        received_at_ms=received_at_ms,
-        method="POST",
-        path="/monetate/collect",
-        headers={"content-type": "text/plain"},
-        body=orjson.dumps(body),
+    key, hit = monetate.direct_hit(
+        orjson.dumps(body), hit_id=uuid.uuid4().hex, received_at_ms=received_at_ms
     )
-    return f"shop:{visitor}".encode(), rawhit.encode(hit)
+    return key, rawhit.encode(hit)
 
 
 async def _produce(settings: Settings, first: int, last: int, start_ms: int) -> None:

@@ -167,6 +167,21 @@ def parse(hit: RawHit, context: Context) -> Outcome:
     )
 
 
+def direct_hit(body: bytes, *, hit_id: str, received_at_ms: int) -> tuple[bytes, RawHit]:
+    """(Kafka key, raw hit) of a beacon body as a backend producer writes it to `hits.raw`: the
+    envelope the gateway's collector gives it (POST /monetate/collect, text/plain)."""
+    hit = RawHit(
+        hit_id=hit_id,
+        kind=SOURCE,
+        received_at_ms=received_at_ms,
+        method="POST",
+        path="/monetate/collect",
+        headers={"content-type": "text/plain"},
+        body=body,
+    )
+    return partition_key(body), hit
+
+
 def partition_key(body: bytes) -> bytes:
     """`b"<site>:<visitor>"` for the gateway's Kafka key (equal to `Event.key()`), b"" if unknown.
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from schemas import rawhit
+from schemas import monetate, rawhit
 from schemas.settings import Settings
 from tests.integration.conftest import Worker, get, wait_for_rows
 from tests.integration.test_end_to_end import produce
@@ -34,16 +34,8 @@ def monetate_hit(hit_id: str, session: str, received_at_ms: int) -> tuple[bytes,
         "experiments": {},
         "events": [{"key": "buy", "at": received_at_ms, "seq": 0}],
     }
-    hit = rawhit.RawHit(
-        hit_id=hit_id,
-        kind="monetate",
-        received_at_ms=received_at_ms,
-        method="POST",
-        path="/monetate/collect",
-        headers={"content-type": "text/plain"},
-        body=orjson.dumps(body),
-    )
-    return b"shop:v1", rawhit.encode(hit)
+    key, hit = monetate.direct_hit(orjson.dumps(body), hit_id=hit_id, received_at_ms=received_at_ms)
+    return key, rawhit.encode(hit)
 
 
 def expired_keys(settings: Settings, table: str) -> float:

@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from hitstream import dlq, experiments, replay
 from hitstream.supersede import Message, producer, republish
-from schemas import rawhit
+from schemas import monetate, rawhit
 from schemas.settings import Settings
 from schemas.topics import RAW
 from tests.integration.conftest import Worker, wait_for_rows
@@ -207,16 +207,8 @@ def monetate_hit(hit_id: str, keys: list[str]) -> tuple[bytes, bytes]:
         "experiments": {"exp1": "A"},
         "events": [{"key": k, "at": at, "seq": i} for i, k in enumerate(keys)],
     }
-    hit = rawhit.RawHit(
-        hit_id=hit_id,
-        kind="monetate",
-        received_at_ms=at,
-        method="POST",
-        path="/monetate/collect",
-        headers={"content-type": "text/plain;charset=UTF-8"},
-        body=orjson.dumps(body),
-    )
-    return b"site1:mv1", rawhit.encode(hit)
+    key, hit = monetate.direct_hit(orjson.dumps(body), hit_id=hit_id, received_at_ms=at)
+    return key, rawhit.encode(hit)
 
 
 async def publish(settings: Settings, messages: list[Message]) -> None:

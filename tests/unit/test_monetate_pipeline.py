@@ -40,17 +40,8 @@ def beacon(*keys: object, site: str = "shop") -> dict[str, object]:
 
 
 def raw_beacon(body: dict[str, object]) -> bytes:
-    return rawhit.encode(
-        rawhit.RawHit(
-            hit_id="h1",
-            kind="monetate",
-            received_at_ms=RECEIVED,
-            method="POST",
-            path="/monetate/collect",
-            headers={"content-type": "text/plain"},
-            body=orjson.dumps(body),
-        )
-    )
+    _, hit = monetate.direct_hit(orjson.dumps(body), hit_id="h1", received_at_ms=RECEIVED)
+    return rawhit.encode(hit)
 
 
 def test_each_bad_key_is_its_own_dead_letter_and_good_events_flow_on() -> None:
