@@ -284,3 +284,15 @@ def test_dockerfile_hits_variables_are_settings() -> None:
     known = {env_name(f) for f in FIELDS}
     used = set(re.findall(r"\bHITS_[A-Z0-9_]+", DOCKERFILE.read_text()))
     assert used <= known, f"not hitstream settings: {sorted(used - known)}"
+
+
+def test_alert_rules_are_loaded_and_use_real_metric_names() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert any("hitstream_srm_alarm" in expr for expr in exprs)
+    known = known_metric_names()
+    for expr in exprs:
+        used = set(re.findall(r"\bhitstream_[a-zA-Z0-9_:]*", expr))
+        assert used and used <= known, f"unknown metrics {sorted(used - known)} in {expr!r}"
