@@ -121,11 +121,7 @@ def create_app(settings: Settings) -> faust.App:
     watermarks = Watermarks()
     raw_watermarks = Watermarks()
     hit_expiry = Expiry(
-        "hit_ids",
-        hitids.HORIZON_MS,
-        settings.state_grace_s * 1000,
-        max(settings.state_grace_s * 1000 // 4, 1),
-        hitids.received_at,
+        "hit_ids", hitids.HORIZON_MS, grace_ms, max(grace_ms // 4, 1), hitids.received_at
     )
     sink = ClickHouseSink(
         lambda: connect(settings), settings.sink_retry_max_s, settings.unsafe_sink_without_dedup
