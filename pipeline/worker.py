@@ -63,10 +63,12 @@ _FAUST_LEVELS = {
 
 def run_worker() -> None:
     from pipeline.app import create_app
+    from pipeline.restore import restore_missing
 
     settings = settings_or_exit()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    restore_missing(settings, app.tables.values())  # bulk rebuild of lost table partitions
     # Faust sets the logging up again when the worker starts: with our handler and formatter.
     app.conf.logging_config = logging_config(settings)
     level = _FAUST_LEVELS[settings.log_level.upper()]

@@ -1,0 +1,61 @@
+"""A worker that lost its data directory rebuilds its tables in bulk (pipeline/restore.py)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from rocksdict import AccessType, Options, Rdict
+
+from schemas.settings import Settings
+from tests.integration.conftest import Worker, wait_for_rows
+from tests.integration.test_end_to_end import produce
+from tests.integration.test_expiry import HOUR_MS, KEY, changelog, monetate_hit
+
+pytestmark = pytest.mark.integration
+
+OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
+
+
+def stored(data_dir: str, table: str) -> dict[bytes, bytes]:
+    """Every key and value of a table's partition databases, read after the worker stopped."""
+    found: dict[bytes, bytes] = {}
+    paths = sorted(Path(data_dir).glob(f"**/{table}-*.db"))
+    assert paths, f"no {table} partitions under {data_dir}"
+    for path in paths:
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            found.update((k, v) for k, v in db.items() if k != OFFSET_KEY)
+        finally:
+            db.close()
+    return found
+
+
+def test_a_lost_data_dir_is_rebuilt_from_the_changelog_and_decisions_hold(
+    hits_settings: Settings, worker: Worker, clickhouse: Client
+) -> None:
+    now = time.time_ns() // 1_000_000
+    produce(hits_settings, [monetate_hit("h-old", "s-old", now - 30 * HOUR_MS)])
+    wait_for_rows(clickhouse, "SELECT count() FROM events", 1, worker=worker)
+    produce(hits_settings, [monetate_hit("h-new", "s-new", now)])  # sweeps s-old: a tombstone
+    wait_for_rows(clickhouse, "SELECT count() FROM events", 2, worker=worker)
+
+    worker.stop()
+    shutil.rmtree(hits_settings.data_dir)  # a new node, or a lost volume
+    worker.start()
+    # The same key in the same session: a repeat, decided on the restored table.
+    produce(hits_settings, [monetate_hit("h-again", "s-new", now + 1_000)])
+    wait_for_rows(clickhouse, "SELECT count() FROM events", 3, worker=worker)
+    assert clickhouse.query(
+        "SELECT hit_id, first_in_session FROM events ORDER BY hit_id"
+    ).result_rows == [("h-again", 0), ("h-new", 1), ("h-old", 1)]
+    assert "restored" in worker.log_text()
+
+    worker.stop()
+    latest = changelog(hits_settings, "sessions")
+    assert latest[KEY] is None
+    expected = {key: value for key, value in latest.items() if value is not None}
+    assert stored(hits_settings.data_dir, "sessions") == expected
