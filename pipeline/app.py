@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,7 @@ from pipeline.definitions import Definitions, judge
 from pipeline.derive import derive
 from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch
+from pipeline.idle import IdleWatch, limit_for
 from pipeline.kafka_auth import broker_credentials
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
@@ -316,6 +318,21 @@ def create_app(settings: Settings) -> faust.App:
     async def refresh_registry() -> None:
         await registry.refresh()
         await definitions.refresh()
+
+    idle = IdleWatch(limit_for(session))
+
+    @app.timer(interval=5.0)
+    async def rejoin_when_idle() -> None:
+        """Exit (the supervisor restarts us) after holding no partition too long (pipeline/idle)."""
+        assigned = len(app.consumer.assignment())
+        if idle.exceeded(assigned, time.monotonic()):
+            log.critical(
+                "no partition assigned for %.0f s: exiting to join the group again "
+                "(more workers than partitions?)",
+                idle.limit_s,
+            )
+            logging.shutdown()
+            os._exit(GAP_EXIT_CODE)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
