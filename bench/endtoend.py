@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 import urllib.parse
 import uuid
@@ -32,7 +31,8 @@ import uvloop
 
 from bench.beacons import Tally, drive
 from bench.observe import CpuMeter, consumer_lag, load_average, peak_rss_bytes, tree
-from deploy.localstack import LocalStack, prepare, start_gateway, start_worker
+from bench.stack import local_stack
+from deploy.localstack import start_gateway, start_worker
 from deploy.ports import free_port
 from schemas.settings import Settings
 
@@ -170,34 +170,21 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def run() -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="hits-bench-") as tmp:
-        work = Path(tmp)
-        stack = LocalStack(work).start()
-        try:
-            settings = stack.settings(
-                log_level="WARNING",
-                worker_web_port=free_port(),
-                gateway_port=free_port(),
-                spool_dir=str(work / "spool"),
-                kafka_session_timeout_s=6.0,
-            )
-            prepare(settings)
-            worker = start_worker(settings, work / "worker.log", wait=True)
-            stack.children.append(worker)
-            gateway = start_gateway(settings, work / "gateway.log")
-            stack.children.append(gateway)
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                tally, samples, elapsed = runner.run(_sustained(settings, gateway.pid, worker.pid))
-                peaks = (peak_rss_bytes(tree(gateway.pid)), peak_rss_bytes(tree(worker.pid)))
-                drain_began, left = time.monotonic(), 1
-                while left and time.monotonic() - drain_began < DRAIN_LIMIT_S:
-                    left = sum(runner.run(consumer_lag(settings)).values())
-                    time.sleep(0 if not left else 1)
-                drained_s = time.monotonic() - drain_began if not left else float("nan")
-                # behind a backlog the markers would measure the backlog, not the pipeline
-                client, server, lost = runner.run(_latency(settings)) if not left else ([], [], 0)
-        finally:
-            stack.stop()
+    with local_stack(gateway_port=free_port()) as (stack, settings, work):
+        worker = start_worker(settings, work / "worker.log", wait=True)
+        stack.children.append(worker)
+        gateway = start_gateway(settings, work / "gateway.log")
+        stack.children.append(gateway)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            tally, samples, elapsed = runner.run(_sustained(settings, gateway.pid, worker.pid))
+            peaks = (peak_rss_bytes(tree(gateway.pid)), peak_rss_bytes(tree(worker.pid)))
+            drain_began, left = time.monotonic(), 1
+            while left and time.monotonic() - drain_began < DRAIN_LIMIT_S:
+                left = sum(runner.run(consumer_lag(settings)).values())
+                time.sleep(0 if not left else 1)
+            drained_s = time.monotonic() - drain_began if not left else float("nan")
+            # behind a backlog the markers would measure the backlog, not the pipeline
+            client, server, lost = runner.run(_latency(settings)) if not left else ([], [], 0)
     return _report(tally, samples, elapsed, peaks, drained_s, client, server, lost)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,8 +33,8 @@ from bench.observe import (
     tree,
     worker_counter,
 )
-from deploy.localstack import LocalStack, prepare, start_worker
-from deploy.ports import free_port
+from bench.stack import local_stack
+from deploy.localstack import start_worker
 from schemas import monetate, rawhit
 from schemas.settings import Settings
 from schemas.topics import DLQ, RAW, ROWS
@@ -105,45 +104,35 @@ def _live(settings: Settings, hits: int) -> dict[str, int]:
 
 def run() -> list[str]:
     rows: list[tuple[float, float, int, dict[str, int], int, int]] = []
-    with tempfile.TemporaryDirectory(prefix="hits-bench-") as tmp:
-        work = Path(tmp)
-        stack = LocalStack(work).start()
-        try:
-            settings = stack.settings(
-                partitions=4,
-                log_level="WARNING",
-                worker_web_port=free_port(),
-                kafka_session_timeout_s=6.0,
-                retry_window_s=3600,
-                state_grace_s=GRACE_S,
-            )
-            prepare(settings)
-            worker = start_worker(settings, work / "worker.log", wait=True)
-            stack.children.append(worker)
-            start_ms = time.time_ns() // 1_000_000 - int(SIM_HOURS * 3_600_000)
-            began = time.monotonic()
-            for phase in range(1, PHASES + 1):
-                first, last = (phase - 1) * HITS // PHASES, phase * HITS // PHASES
-                asyncio.run(_produce(settings, first, last, start_ms))
-                deadline = time.monotonic() + 900
-                while asyncio.run(_processed(settings)) < last:
-                    if worker.poll() is not None or time.monotonic() > deadline:
-                        tail = (work / "worker.log").read_text(errors="replace")[-3000:]
-                        raise RuntimeError(f"the worker stopped keeping up:\n{tail}")
-                    time.sleep(0.5)
-                time.sleep(1.5)  # the sweep's counter and the sink's last batch
-                rows.append(
-                    (
-                        SIM_HOURS * phase / PHASES,
-                        time.monotonic() - began,
-                        last,
-                        _live(settings, last),
-                        rss_bytes(tree(worker.pid)),
-                        directory_bytes(Path(settings.data_dir)),
-                    )
+    with local_stack(
+        partitions=4,
+        retry_window_s=3600,
+        state_grace_s=GRACE_S,
+    ) as (stack, settings, work):
+        worker = start_worker(settings, work / "worker.log", wait=True)
+        stack.children.append(worker)
+        start_ms = time.time_ns() // 1_000_000 - int(SIM_HOURS * 3_600_000)
+        began = time.monotonic()
+        for phase in range(1, PHASES + 1):
+            first, last = (phase - 1) * HITS // PHASES, phase * HITS // PHASES
+            asyncio.run(_produce(settings, first, last, start_ms))
+            deadline = time.monotonic() + 900
+            while asyncio.run(_processed(settings)) < last:
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    tail = (work / "worker.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"the worker stopped keeping up:\n{tail}")
+                time.sleep(0.5)
+            time.sleep(1.5)  # the sweep's counter and the sink's last batch
+            rows.append(
+                (
+                    SIM_HOURS * phase / PHASES,
+                    time.monotonic() - began,
+                    last,
+                    _live(settings, last),
+                    rss_bytes(tree(worker.pid)),
+                    directory_bytes(Path(settings.data_dir)),
                 )
-        finally:
-            stack.stop()
+            )
     return _report(rows)
 
 

@@ -24,7 +24,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,9 +35,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from rocksdict import Rdict
 
 from bench.observe import directory_bytes, end_offsets, load_average
+from bench.stack import local_stack
 from deploy import services
-from deploy.localstack import LocalStack, prepare, start_worker
-from deploy.ports import free_port
+from deploy.localstack import start_worker
 from schemas import rawhit
 from schemas.settings import Settings
 from schemas.topics import RAW, ROWS
@@ -191,31 +190,19 @@ def _start(settings: Settings, work: Path, label: str) -> tuple[Start, subproces
 
 
 def run() -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="hits-bench-") as tmp:
-        work = Path(tmp)
-        stack = LocalStack(work).start()
-        try:
-            settings = stack.settings(
-                partitions=4,
-                log_level="WARNING",
-                worker_web_port=free_port(),
-                kafka_session_timeout_s=6.0,
-            )
-            prepare(settings)
-            empty, worker = _start(settings, work, "empty")
-            services.stop(worker)
-            shutil.rmtree(settings.data_dir)  # the rebuild starts without a data dir
-            fill_s = asyncio.run(_fill(settings))
-            baseline = asyncio.run(_baseline(settings, work))
-            rebuild, worker = _start(settings, work, "rebuild")
-            stopping = time.monotonic()
-            services.stop(worker, timeout=STOP_TIMEOUT_S)
-            stop_s = time.monotonic() - stopping
-            store_mb = directory_bytes(Path(settings.data_dir)) / 1e6
-            warm, worker = _start(settings, work, "warm")
-            services.stop(worker)
-        finally:
-            stack.stop()
+    with local_stack(partitions=4) as (_stack, settings, work):
+        empty, worker = _start(settings, work, "empty")
+        services.stop(worker)
+        shutil.rmtree(settings.data_dir)  # the rebuild starts without a data dir
+        fill_s = asyncio.run(_fill(settings))
+        baseline = asyncio.run(_baseline(settings, work))
+        rebuild, worker = _start(settings, work, "rebuild")
+        stopping = time.monotonic()
+        services.stop(worker, timeout=STOP_TIMEOUT_S)
+        stop_s = time.monotonic() - stopping
+        store_mb = directory_bytes(Path(settings.data_dir)) / 1e6
+        warm, worker = _start(settings, work, "warm")
+        services.stop(worker)
     per_million = rebuild.first_s * 1_000_000 / KEYS
     return [
         f"{KEYS:,} keys produced to the changelogs of {', '.join(TABLES)} in {fill_s:.1f} s "
