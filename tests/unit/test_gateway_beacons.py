@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.beacons import GIF
-from gateway.publisher import KafkaPublisher, PublishError
 from gateway.spool import Spool
 from schemas import rawhit
 from schemas.settings import Settings, load_settings
+from tests.unit.recording_publisher import RecordingPublisher
 
 SETTINGS = load_settings({}, max_body_bytes=2048)
 
@@ -28,28 +28,6 @@ def settings(tmp_path: Path) -> Settings:
     global SETTINGS
     SETTINGS = load_settings({}, max_body_bytes=2048, spool_dir=str(tmp_path / "spool"))
     return SETTINGS
-
-
-class RecordingPublisher(KafkaPublisher):
-    def __init__(self, fail: bool = False) -> None:
-        super().__init__(SETTINGS)
-        self.fail = fail
-        self.sent: list[tuple[str, bytes, bytes | None]] = []
-
-    async def publish_many(self, records: list[tuple[str, bytes, bytes | None]]) -> None:
-        for record in records:
-            await self.publish(*record)
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.started = False
-
-    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
-        if self.fail:
-            raise PublishError("broker down")
-        self.sent.append((topic, value, key))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pipeline.validate import Validated, validate
 from schemas import rawhit
 from schemas.formats import ParseContext
 from schemas.settings import Settings
-from tests.unit.test_gateway_beacons import RecordingPublisher
+from tests.unit.recording_publisher import RecordingPublisher
 
 RECEIVED = 1_700_000_000_000
 

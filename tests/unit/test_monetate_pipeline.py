@@ -21,7 +21,7 @@ from schemas import monetate_definitions as defs
 from schemas.event import Event
 from schemas.formats import ParseContext
 from schemas.settings import load_settings
-from tests.unit.test_gateway_beacons import RecordingPublisher
+from tests.unit.recording_publisher import RecordingPublisher
 
 CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
 RECEIVED = 1_700_000_000_000

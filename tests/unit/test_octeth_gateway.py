@@ -19,34 +19,16 @@ from hypothesis import strategies as st
 from gateway import octeth as endpoint
 from gateway.app import create_app
 from gateway.octeth_registry import OctethRegistry, digest, snapshot
-from gateway.publisher import KafkaPublisher, PublishError
 from gateway.ratelimit import TokenBucket
 from schemas import rawhit
 from schemas.octeth import MINTED_UUID_HEADER
-from schemas.settings import Settings, load_settings
+from schemas.settings import load_settings
+from tests.unit.recording_publisher import RecordingPublisher
 
 KEY = "k-test-0123456789"
 SESSION = "s-test-0123456789"
 OTHER_KEY = "k-other"
 UUID = "aae6840b-3b7e-4f95-a9d5-6dbf5da8d84d"
-
-
-class RecordingPublisher(KafkaPublisher):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.fail = False
-        self.sent: list[tuple[str, bytes, bytes | None]] = []
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.started = False
-
-    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
-        if self.fail:
-            raise PublishError("broker down")
-        self.sent.append((topic, value, key))
 
 
 class FixedRegistry(OctethRegistry):
