@@ -87,15 +87,15 @@ async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -
     The keys are collected first (no deletion while RocksDB iterates), yielding to the event
     loop every few thousand keys so a large table does not starve heartbeats.
     """
-    cutoff_items: list[tuple[bytes, bytes]] = []
+    chunk: list[tuple[bytes, bytes]] = []
     doomed: list[bytes] = []
     for count, item in enumerate(partition_items(table, partition), 1):
-        cutoff_items.append(item)
+        chunk.append(item)
         if count % _YIELD_EVERY == 0:
-            doomed += expiry.expired(cutoff_items, watermark_ms)
-            cutoff_items.clear()
+            doomed += expiry.expired(chunk, watermark_ms)
+            chunk.clear()
             await asyncio.sleep(0)
-    doomed += expiry.expired(cutoff_items, watermark_ms)
+    doomed += expiry.expired(chunk, watermark_ms)
     for key in doomed:
         del table[key]
     metrics.EXPIRED_KEYS.labels(expiry.table).inc(len(doomed))
