@@ -40,11 +40,15 @@ def test_short_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_path: 
 def test_control_run_without_sink_dedup_fails_the_same_check(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    """HITS_UNSAFE_SINK_WITHOUT_DEDUP: worker kills alone then store redelivered rows twice."""
+    """HITS_UNSAFE_SINK_WITHOUT_DEDUP: worker kills alone then store redelivered rows twice.
+
+    A kill doubles rows only when it lands between an insert and the next offset commit (1 s
+    apart), so the run is long enough for several kills: with 2 kills (1,500 hits, one every 4 s)
+    a fresh-clone run once saw no duplicate at all."""
     config = Config(
-        hits=1500,
+        hits=3000,
         rate=100,
-        worker_kill_every_s=4,
+        worker_kill_every_s=3,
         broker_outage=False,
         clickhouse_outage=False,
         gateway_kill=False,
