@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
@@ -26,7 +26,7 @@ from pipeline.rows import COLUMNS
 from schemas import replay
 from schemas.event import MAX_EVENTS_PER_HIT
 from schemas.settings import Settings
-from schemas.topics import DLQ, ROWS
+from schemas.topics import RAW
 
 SPANS_PER_DELETE = 200
 # Tables with a hit id: their rows tell which later messages were earlier copies of a hit.
@@ -120,9 +120,9 @@ async def wait_stored(
 ) -> None:
     """Return once the worker has stored every copy's rows in every table.
 
-    First every copy shows an `events` or `dead_letters` row. The sink writes one batch table by
-    table, so then the worker's group must also have committed `hits.rows` and `hits.dlq` up to
-    their ends as of that moment: the sink commits only after ClickHouse confirmed a batch.
+    First every copy shows an `events` or `dead_letters` row. The worker writes a batch table by
+    table, so then its group must also have committed `hits.raw` past every copy: it acks a
+    batch's messages only after ClickHouse confirmed all of the batch's rows.
     """
     deadline = time.monotonic() + deadline_s
     by_partition: dict[int, list[int]] = defaultdict(list)
@@ -141,18 +141,13 @@ async def wait_stored(
             raise SettleTimeout(f"{seen} of {len(copies)} copies stored after {deadline_s:.0f} s")
         await asyncio.sleep(0.3)
     bar.close()
-    tps = [TopicPartition(settings.topic(name), p) for name in (ROWS, DLQ) for p in by_partition]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, **client_options(settings)
-    )
-    await consumer.start()
-    try:
-        ends = {tp: int(end) for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
-    finally:
-        await consumer.stop()
+    ends = {
+        TopicPartition(settings.topic(RAW), p): max(offsets) + 1
+        for p, offsets in by_partition.items()
+    }
     while not await _committed_past(settings, ends):
         if time.monotonic() > deadline:
-            raise SettleTimeout(f"the worker's sink has not committed {sorted(ends.items())}")
+            raise SettleTimeout(f"the worker has not committed {sorted(ends.items())}")
         await asyncio.sleep(0.5)
 
 

@@ -10,7 +10,12 @@ arrive contiguous: `OffsetWatch` says when they do not, and the worker then exit
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 GAP_EXIT_CODE = 75  # EX_TEMPFAIL: restart me
 
@@ -36,3 +41,19 @@ class OffsetWatch:
     def reset(self) -> None:
         """After a rebalance the stream starts again at the committed offsets."""
         self.expected.clear()
+
+
+def guard(app: Any, watch: OffsetWatch, record: Any) -> None:
+    """Stop the worker at once (the supervisor restarts it) when Faust skipped messages.
+
+    Faust has no public API for a partition's committed offset; its consumer's own map is read.
+    """
+    message = record.message
+    committed = getattr(app.consumer, "_committed_offset", {}).get(message.tp)
+    hole = watch.check(message.topic, message.partition, message.offset, committed)
+    if hole:
+        log.critical(
+            "Faust skipped messages (%s): exiting to resume from the committed offset", hole
+        )
+        logging.shutdown()
+        os._exit(GAP_EXIT_CODE)

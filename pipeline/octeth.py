@@ -1,10 +1,12 @@
-"""Octeth decisions of the dedup agent: the first conversion, and what goes to `hits.triggers`.
+"""Octeth decisions of the processing stage: which table key a conversion has, and what goes to
+`hits.triggers`.
 
-First conversion per (list, conversion id): a RocksDB-backed Faust table keyed by `conversion_key`
-holds the first event's id. The first event stays the first however often it is redelivered (its
-id is stable), so replays decide the same way (like pipeline/retries.py). Conversions are keyed
-by list and conversion id (`schemas.octeth.partition_key`), so all with one id meet in one
-partition, whichever visitor sent them.
+First conversion per (list, conversion id): the `octeth_conversions` table keyed by
+`conversion_key` holds the first event (`pipeline.seen`, no horizon: its first counts forever).
+The first event stays the first however often it is redelivered (its id is stable), so replays
+decide the same way. Conversions are keyed by list and conversion id
+(`schemas.octeth.partition_key`), so all with one id meet in one partition, whichever visitor
+sent them.
 """
 
 from __future__ import annotations
@@ -22,13 +24,6 @@ def conversion_key(event: Event) -> bytes | None:
         return None
     goal = event.dimensions.get("conversion_id")
     return None if goal is None else f"{event.tenant}\x1f{goal}".encode()
-
-
-def first_conversion(stored: bytes | None, event_id: str) -> tuple[bool, bytes | None]:
-    """(whether this event is a repeat, the new table value or None to keep)."""
-    if stored is None:
-        return False, event_id.encode()
-    return stored.decode() != event_id, None
 
 
 def trigger(event: Event) -> bytes | None:

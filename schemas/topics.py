@@ -1,8 +1,9 @@
 """The hits topics: names, partition counts and configs, created by `deploy.topics`.
 
-`hits.raw`, `hits.events`, `hits.rows` and `hits.dlq` are co-partitioned: a hit read from raw
-partition p travels through partition p of every later topic, which is what lets the sink recognise
-a replayed hit by its raw offset (see `pipeline.progress`).
+`hits.raw` and the worker's tables are co-partitioned: the hit read from raw partition p is decided
+with the state of partition p of every table, and its rows carry (p, raw offset), which is what
+lets the sink recognise a replayed hit (see `pipeline.progress`). `hits.dlq` keeps the dead
+letters of partition p in partition p.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 RAW = "hits.raw"
-EVENTS = "hits.events"
-ROWS = "hits.rows"
 DLQ = "hits.dlq"
 TRIGGERS = "hits.triggers"
 ALERTS = "hits.alerts"
@@ -36,22 +35,10 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Every accepted hit, byte-faithful (the replay source). Gateway and direct producers.",
     ),
     TopicSpec(
-        EVENTS,
-        True,
-        {"retention.ms": str(7 * DAY_MS)},
-        "Canonical events, validated, keyed by tenant:visitor.",
-    ),
-    TopicSpec(
-        ROWS,
-        True,
-        {"retention.ms": str(2 * DAY_MS)},
-        "Per-event bundles of ClickHouse rows, after dedup and derivation (sink input).",
-    ),
-    TopicSpec(
         DLQ,
         True,
         {"retention.ms": str(30 * DAY_MS)},
-        "Dead letters: reason, stage and the raw hit.",
+        "Dead letters: reason, stage and the raw hit (history: the worker stores them itself).",
     ),
     TopicSpec(
         TRIGGERS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import retries, sessions
+from pipeline import seen, sessions
 from pipeline.expiry import Expiry, Watermarks
 
 T0 = 1_700_000_000_000
@@ -15,7 +15,7 @@ GRACE = 3_600_000
 
 
 def session_expiry() -> Expiry:
-    return Expiry("sessions", H, GRACE, H // 4, sessions.received_at)
+    return Expiry("sessions", H, GRACE, H // 4, seen.received_at)
 
 
 def test_a_sweep_is_due_on_the_first_event_then_each_interval() -> None:
@@ -32,9 +32,9 @@ def test_a_sweep_is_due_on_the_first_event_then_each_interval() -> None:
 def test_expired_keys_are_those_behind_horizon_and_grace() -> None:
     expiry = session_expiry()
     items = [
-        (b"old", sessions.encode(sessions.FirstInSession("e1", T0))),
-        (b"edge", sessions.encode(sessions.FirstInSession("e2", T0 + 1))),
-        (b"new", sessions.encode(sessions.FirstInSession("e3", T0 + H))),
+        (b"old", seen.encode(seen.FirstSeen("e1", -1, T0))),
+        (b"edge", seen.encode(seen.FirstSeen("e2", -1, T0 + 1))),
+        (b"new", seen.encode(seen.FirstSeen("e3", -1, T0 + H))),
     ]
     assert expiry.expired(items, T0 + H + GRACE + 1) == [b"old"]
     assert expiry.expired(items, T0 + H + GRACE) == []
@@ -48,9 +48,9 @@ def test_a_deleted_session_key_was_ignored_by_every_hit_within_the_grace(
     stored: int, watermark: int, lag: int
 ) -> None:
     """Deleting an expired key changes no decision for a hit up to the grace behind the newest."""
-    value = sessions.FirstInSession("first", stored)
-    expired = session_expiry().expired([(b"k", sessions.encode(value))], watermark) == [b"k"]
-    ignored, _ = sessions.first_in_session(value, "later", watermark - lag, H)
+    value = seen.FirstSeen("first", -1, stored)
+    expired = session_expiry().expired([(b"k", seen.encode(value))], watermark) == [b"k"]
+    ignored, _ = seen.first_within(value, "later", watermark - lag, H)
     assert ignored or not expired
 
 
@@ -58,16 +58,16 @@ def test_a_deleted_session_key_was_ignored_by_every_hit_within_the_grace(
 def test_a_deleted_retry_key_was_ignored_by_every_hit_within_the_grace(
     stored: int, watermark: int, lag: int
 ) -> None:
-    value = retries.FirstSeen("first", stored)
-    expiry = Expiry("retries", WINDOW, GRACE, WINDOW, retries.received_at)
-    expired = expiry.expired([(b"k", retries.encode(value))], watermark) == [b"k"]
-    duplicate_of, _ = retries.retry_of(value, "later", watermark - lag, WINDOW)
-    assert duplicate_of is None or not expired
+    value = seen.FirstSeen("first", 1, stored)
+    expiry = Expiry("retries", WINDOW, GRACE, WINDOW, seen.received_at)
+    expired = expiry.expired([(b"k", seen.encode(value))], watermark) == [b"k"]
+    verdict, _ = seen.judge_retry(value, "later", 2, watermark - lag, WINDOW)
+    assert verdict is not seen.Verdict.RETRY or not expired
 
 
 def test_keys_are_kept_no_longer_than_horizon_plus_grace() -> None:
-    expiry = Expiry("retries", WINDOW, GRACE, WINDOW, retries.received_at)
-    value = retries.encode(retries.FirstSeen("e", T0))
+    expiry = Expiry("retries", WINDOW, GRACE, WINDOW, seen.received_at)
+    value = seen.encode(seen.FirstSeen("e", 1, T0))
     assert expiry.expired([(b"k", value)], T0 + WINDOW + GRACE + 1) == [b"k"]
 
 

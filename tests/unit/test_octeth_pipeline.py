@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from pipeline import identity, rows
+from pipeline import identity, rows, seen
 from pipeline import octeth as rules
 from pipeline.derive import derive
 from pipeline.validate import validate
@@ -88,10 +88,11 @@ def test_conversion_rows_first_counts_later_are_duplicates() -> None:
     assert again[rows.COLUMNS["conversions"].index("is_duplicate")] == 1
     key = rules.conversion_key(item)
     assert key == b"94\x1ftest-order-2"
-    repeat, stored = rules.first_conversion(None, item.event_id)
-    assert (repeat, stored) == (False, item.event_id.encode())
-    assert rules.first_conversion(stored, item.event_id) == (False, None)  # redelivered
-    assert rules.first_conversion(stored, "another") == (True, None)
+    first, stored = seen.first_within(None, item.event_id, item.received_at_ms, None)
+    assert (first, stored) == (True, seen.FirstSeen(item.event_id, -1, item.received_at_ms))
+    later = item.received_at_ms + 10**12  # the first conversion counts forever
+    assert seen.first_within(stored, item.event_id, later, None) == (True, None)  # redelivered
+    assert seen.first_within(stored, "another", later, None) == (False, None)
 
 
 def test_property_catalogue_rows_and_no_conversion_for_other_events() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import retries
+from pipeline import seen
 from pipeline.derive import derive
 from pipeline.gaps import OffsetWatch
 from pipeline.progress import Progress
@@ -94,33 +94,53 @@ def test_unsupported_kind_is_a_dead_letter_not_a_crash() -> None:
     assert result.reason == "unsupported_kind"
 
 
-# --- retries ----------------------------------------------------------------------------------
+# --- retries and copies (pipeline/seen.py) ---------------------------------------------------
 
 
 def test_first_event_is_not_a_retry_and_is_remembered() -> None:
-    duplicate_of, stored = retries.retry_of(None, "e1", 1000, window_ms=60_000)
-    assert duplicate_of is None and stored == retries.FirstSeen("e1", 1000)
+    verdict, stored = seen.judge_retry(None, "e1", 7, 1000, window_ms=60_000)
+    assert verdict is seen.Verdict.FIRST and stored == seen.FirstSeen("e1", 7, 1000)
 
 
 def test_repeat_within_window_is_a_retry_of_the_first() -> None:
-    first = retries.FirstSeen("e1", 1000)
-    assert retries.retry_of(first, "e2", 50_000, 60_000) == ("e1", None)
+    first = seen.FirstSeen("e1", 7, 1000)
+    assert seen.judge_retry(first, "e2", 9, 50_000, 60_000) == (seen.Verdict.RETRY, None)
 
 
 def test_redelivered_first_event_is_still_the_first() -> None:
-    first = retries.FirstSeen("e1", 1000)
-    assert retries.retry_of(first, "e1", 1000, 60_000) == (None, None)
+    first = seen.FirstSeen("e1", 7, 1000)
+    assert seen.judge_retry(first, "e1", 7, 1000, 60_000) == (seen.Verdict.FIRST, None)
+
+
+def test_the_same_event_at_another_offset_is_a_copy_unless_deliberate() -> None:
+    first = seen.FirstSeen("e1", 7, 1000)
+    assert seen.judge_retry(first, "e1", 8, 1000, 60_000) == (seen.Verdict.COPY, None)
+    assert seen.judge_retry(first, "e1", 8, 1000, 60_000, deliberate=True) == (
+        seen.Verdict.FIRST,
+        None,
+    )
 
 
 def test_repeat_after_window_starts_a_new_window() -> None:
-    first = retries.FirstSeen("e1", 1000)
-    assert retries.retry_of(first, "e3", 61_001, 60_000) == (None, retries.FirstSeen("e3", 61_001))
+    first = seen.FirstSeen("e1", 7, 1000)
+    assert seen.judge_retry(first, "e3", 9, 61_001, 60_000) == (
+        seen.Verdict.FIRST,
+        seen.FirstSeen("e3", 9, 61_001),
+    )
 
 
-def test_first_seen_round_trips() -> None:
-    first = retries.FirstSeen("0f6b-uuid", 1_700_000_000_123)
-    assert retries.decode(retries.encode(first)) == first
-    assert retries.decode(None) is None
+@pytest.mark.parametrize(
+    "value", [seen.FirstSeen("0f6b-uuid", 12, 1_700_000_000_123), seen.FirstSeen("", -1, 0)]
+)
+def test_first_seen_round_trips(value: seen.FirstSeen) -> None:
+    assert seen.decode(seen.encode(value)) == value
+    assert seen.received_at(seen.encode(value)) == value.received_at_ms
+    assert seen.decode(None) is None
+
+
+def test_a_value_no_codec_wrote_is_refused() -> None:
+    with pytest.raises(ValueError):
+        seen.decode(b"no separators")
 
 
 # --- derive -----------------------------------------------------------------------------------

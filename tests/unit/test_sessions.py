@@ -1,4 +1,5 @@
-"""Tests of `pipeline.sessions`: a key's first event in a session, decided on replayable data."""
+"""Tests of `pipeline.sessions` with `pipeline.seen.first_within`: a key's first event in a
+session, decided on replayable data."""
 
 from __future__ import annotations
 
@@ -6,14 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.sessions import (
-    SESSION_HORIZON_MS,
-    FirstInSession,
-    decode,
-    encode,
-    first_in_session,
-    table_key,
-)
+from pipeline.seen import FirstSeen, decode, encode, first_within
+from pipeline.sessions import SESSION_HORIZON_MS, table_key
 
 T0 = 1_700_000_000_000
 H = SESSION_HORIZON_MS
@@ -22,23 +17,23 @@ H = SESSION_HORIZON_MS
 @pytest.mark.parametrize(
     ("stored", "event_id", "received", "expected"),
     [
-        (None, "e1", T0, (True, FirstInSession("e1", T0))),
-        (FirstInSession("e1", T0), "e1", T0, (True, None)),  # the first, redelivered
-        (FirstInSession("e1", T0), "e1", T0 + H, (True, None)),
-        (FirstInSession("e1", T0), "e2", T0 + 1, (False, None)),
-        (FirstInSession("e1", T0), "e2", T0 - 5, (False, None)),  # received earlier, seen later
-        (FirstInSession("e1", T0), "e2", T0 + H, (False, None)),  # horizon inclusive
-        (FirstInSession("e1", T0), "e2", T0 + H + 1, (True, FirstInSession("e2", T0 + H + 1))),
-        (FirstInSession("e1", T0), "e1", T0 + H + 1, (True, FirstInSession("e1", T0 + H + 1))),
+        (None, "e1", T0, (True, FirstSeen("e1", -1, T0))),
+        (FirstSeen("e1", -1, T0), "e1", T0, (True, None)),  # the first, redelivered
+        (FirstSeen("e1", -1, T0), "e1", T0 + H, (True, None)),
+        (FirstSeen("e1", -1, T0), "e2", T0 + 1, (False, None)),
+        (FirstSeen("e1", -1, T0), "e2", T0 - 5, (False, None)),  # received earlier, seen later
+        (FirstSeen("e1", -1, T0), "e2", T0 + H, (False, None)),  # horizon inclusive
+        (FirstSeen("e1", -1, T0), "e2", T0 + H + 1, (True, FirstSeen("e2", -1, T0 + H + 1))),
+        (FirstSeen("e1", -1, T0), "e1", T0 + H + 1, (True, FirstSeen("e1", -1, T0 + H + 1))),
     ],
 )
-def test_first_in_session(
-    stored: FirstInSession | None,
+def test_first_within(
+    stored: FirstSeen | None,
     event_id: str,
     received: int,
-    expected: tuple[bool, FirstInSession | None],
+    expected: tuple[bool, FirstSeen | None],
 ) -> None:
-    assert first_in_session(stored, event_id, received, H) == expected
+    assert first_within(stored, event_id, received, H) == expected
 
 
 def run(table: dict[bytes, bytes], stream: list[tuple[str, str, int]]) -> list[tuple[str, bool]]:
@@ -47,7 +42,7 @@ def run(table: dict[bytes, bytes], stream: list[tuple[str, str, int]]) -> list[t
     for event_id, name, received in stream:
         key = table_key("shop", "s1", name)
         assert key is not None
-        is_first, new = first_in_session(decode(table.get(key)), event_id, received, H)
+        is_first, new = first_within(decode(table.get(key)), event_id, received, H)
         if new is not None:
             table[key] = encode(new)
         decided.append((event_id, is_first))
@@ -90,13 +85,13 @@ def test_table_key() -> None:
 
 
 def test_codec() -> None:
-    value = FirstInSession("6f1d4c1e-3b7a-5e0c-9a51-7c1f4b2d8e90", T0)
-    assert encode(value) == b"1|6f1d4c1e-3b7a-5e0c-9a51-7c1f4b2d8e90|1700000000000"
+    value = FirstSeen("6f1d4c1e-3b7a-5e0c-9a51-7c1f4b2d8e90", -1, T0)
+    assert encode(value) == b"6f1d4c1e-3b7a-5e0c-9a51-7c1f4b2d8e90|-1|1700000000000"
     assert decode(encode(value)) == value
     assert decode(None) is None
 
 
-@pytest.mark.parametrize("data", [b"", b"2|e1|5", b"1||5", b"1|e1|x", b"1|e1", b"1|a|b|c"])
+@pytest.mark.parametrize("data", [b"", b"e1|x|5", b"1||5", b"1|e1|x", b"1|e1", b"1|a|b|c"])
 def test_decode_refuses_what_encode_never_wrote(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode(data)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from scipy import stats as sps
 
-from pipeline import alarm, rows, srm
+from pipeline import exposures, srm
 from pipeline.derive import derive
 from schemas.event import Event, Lineage, stable_id
 
@@ -141,12 +141,15 @@ def test_exposures_are_the_impressions_of_a_bundle_keyed_by_experiment() -> None
         goals=("100", "555"),  # an impression of 100 and a conversion; 200 only in the map
         lineage=Lineage(partition=0, offset=1),
     )
-    records = alarm.exposures(rows.decode(rows.encode(derive(event))))
-    assert [(k, orjson.loads(v)) for k, v in records] == [
-        (b"42|100", {"t": "42", "e": "100", "v": "7", "u": "v1", "at": 1_790_000_000_500})
-    ]
+    found = exposures.exposures(derive(event))
+    assert found == [exposures.Exposure("42", "100", "7", "v1", 1_790_000_000_500)]
     retry = derive(event, duplicate_of=str(stable_id("srm", 0)))
-    assert alarm.exposures(retry) == []
+    assert exposures.exposures(retry) == []
+    other = exposures.Exposure("42", "200", "8", "v2", 1_790_000_000_600)
+    records = exposures.records([*found, other, found[0]])
+    assert [key for key, _ in records] == [b"42|100", b"42|200"]  # one record per experiment
+    assert exposures.decode(records[0][1]) == [found[0], found[0]]  # in order
+    assert exposures.position(3, 1) > exposures.position(2, exposures.MAX_PER_RECORD - 1)
 
 
 class CrashAfter(dict[bytes, bytes]):
