@@ -27,9 +27,9 @@ from aiokafka import AIOKafkaProducer
 
 from bench.observe import (
     directory_bytes,
-    end_offsets,
     load_average,
     rss_bytes,
+    stored_hits,
     tree,
     worker_counter,
 )
@@ -37,13 +37,13 @@ from bench.stack import local_stack
 from deploy.localstack import start_worker
 from schemas import monetate, rawhit
 from schemas.settings import Settings
-from schemas.topics import DLQ, RAW, ROWS
+from schemas.topics import RAW
 
 HITS = int(os.environ.get("BENCH_HITS", "36000"))
 SIM_HOURS = float(os.environ.get("BENCH_SIM_HOURS", "48"))
 GRACE_S = int(os.environ.get("BENCH_GRACE_S", "1800"))
 PHASES = 12
-TABLES = ("hit_ids", "retries", "sessions")
+TABLES = ("seen", "sessions")
 
 
 def _hit(i: int, received_at_ms: int) -> tuple[bytes, bytes]:
@@ -90,15 +90,9 @@ async def _produce(settings: Settings, first: int, last: int, start_ms: int) -> 
         await producer.stop()
 
 
-async def _processed(settings: Settings) -> int:
-    return await end_offsets(settings, settings.topic(ROWS)) + await end_offsets(
-        settings, settings.topic(DLQ)
-    )
-
-
 def _live(settings: Settings, hits: int) -> dict[str, int]:
     expired = worker_counter(settings, "hitstream_worker_expired_keys_total")
-    created = {"hit_ids": hits, "retries": hits, "sessions": hits - hits // 2}
+    created = {"seen": hits, "sessions": hits - hits // 2}  # one retry key per hit
     return {t: created[t] - int(expired.get(f'{{table="{t}"}}', 0)) for t in TABLES}
 
 
@@ -117,7 +111,7 @@ def run() -> list[str]:
             first, last = (phase - 1) * HITS // PHASES, phase * HITS // PHASES
             asyncio.run(_produce(settings, first, last, start_ms))
             deadline = time.monotonic() + 900
-            while asyncio.run(_processed(settings)) < last:
+            while stored_hits(settings) < last:
                 if worker.poll() is not None or time.monotonic() > deadline:
                     tail = (work / "worker.log").read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"the worker stopped keeping up:\n{tail}")

@@ -14,8 +14,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from deploy.clickhouse_client import connect
 from schemas.settings import Settings
-from schemas.topics import EVENTS, RAW, ROWS
+from schemas.topics import EXPOSURES, RAW
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -96,7 +97,7 @@ def directory_bytes(path: Path) -> int:
 
 async def consumer_lag(settings: Settings) -> dict[str, int]:
     """Per topic of the worker's group: end offsets minus committed offsets, summed."""
-    topics = [settings.topic(name) for name in (RAW, EVENTS, ROWS)]
+    topics = [settings.topic(name) for name in (RAW, EXPOSURES)]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -115,6 +116,28 @@ async def consumer_lag(settings: Settings) -> dict[str, int]:
     return lag
 
 
+async def all_end_offsets(settings: Settings) -> dict[str, int]:
+    """Records written so far to every topic of the cluster, by topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        names = [t for t in await admin.list_topics() if not t.startswith("__")]
+        tps = [
+            TopicPartition(d["topic"], p["partition"])
+            for d in await admin.describe_topics(names)
+            for p in d["partitions"]
+        ]
+        found: dict[str, int] = dict.fromkeys(names, 0)
+        for tp, end in (await consumer.end_offsets(tps)).items():
+            found[tp.topic] += end
+        return found
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 async def end_offsets(settings: Settings, topic: str) -> int:
     """Records written to `topic` so far (all partitions)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
@@ -124,6 +147,16 @@ async def end_offsets(settings: Settings, topic: str) -> int:
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
+
+
+def stored_hits(settings: Settings) -> int:
+    """Rows in `events` plus `dead_letters`: what the worker has stored so far."""
+    client = connect(settings)
+    try:
+        sql = "SELECT (SELECT count() FROM events) + (SELECT count() FROM dead_letters)"
+        return int(client.query(sql).result_rows[0][0])
+    finally:
+        client.close()
 
 
 def worker_counter(settings: Settings, name: str) -> dict[str, float]:

@@ -34,16 +34,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from rocksdict import Rdict
 
-from bench.observe import directory_bytes, end_offsets, load_average
+from bench.observe import directory_bytes, load_average, stored_hits
 from bench.stack import local_stack
 from deploy import services
 from deploy.localstack import start_worker
+from pipeline import seen
 from schemas import rawhit
 from schemas.settings import Settings
-from schemas.topics import RAW, ROWS
+from schemas.topics import RAW
 
 KEYS = int(os.environ.get("BENCH_KEYS", "1000000"))
-TABLES = ("retries", "sessions", "hit_ids")
+TABLES = ("seen", "sessions")
 STOP_TIMEOUT_S = 20.0  # then SIGKILL (deploy.services.stop): the warm restart follows a kill -9
 
 
@@ -52,12 +53,10 @@ def changelog(settings: Settings, table: str) -> str:
 
 
 def _entry(table: str, i: int, now_ms: int) -> tuple[bytes, bytes]:
-    event_id = str(uuid.UUID(int=i))
-    if table == "retries":
-        return f"1234567|fp{i:012d}".encode(), f"{event_id}|{now_ms}".encode()
-    if table == "sessions":
-        return f"shop\x1fs{i}\x1fbuy".encode(), f"1|{event_id}|{now_ms}".encode()
-    return f"hit{i:012d}".encode(), f"{i}|{now_ms}".encode()
+    value = seen.encode(seen.FirstSeen(str(uuid.UUID(int=i)), i, now_ms))
+    if table == "seen":
+        return seen.retry_key("1234567", f"fp{i:012d}"), value
+    return f"shop\x1fs{i}\x1fbuy".encode(), value
 
 
 async def _fill(settings: Settings) -> float:
@@ -166,19 +165,19 @@ async def _markers(settings: Settings) -> None:
 
 @dataclass(frozen=True)
 class Start:
-    first_s: float  # worker process start -> the first new bundle in hits.rows
-    all_s: float  # ... -> one new bundle per partition
+    first_s: float  # worker process start -> the first marker stored in ClickHouse
+    all_s: float  # ... -> one marker per partition stored
 
 
 def _start(settings: Settings, work: Path, label: str) -> tuple[Start, subprocess.Popen[bytes]]:
-    before = asyncio.run(end_offsets(settings, settings.topic(ROWS)))
+    before = stored_hits(settings)
     asyncio.run(_markers(settings))
     began = time.monotonic()
     worker = start_worker(settings, work / f"worker-{label}.log")
     first = 0.0
     deadline = began + 600
     while time.monotonic() < deadline and worker.poll() is None:
-        written = asyncio.run(end_offsets(settings, settings.topic(ROWS))) - before
+        written = stored_hits(settings) - before
         if written and not first:
             first = time.monotonic() - began
         if written >= settings.partitions:

@@ -100,7 +100,8 @@ def _one(message: RawMessage, views: dict[str, _Overlay], context: Context, out:
     written = views[SEEN].written
     before: dict[bytes, bytes | None] = {}  # what this hit overwrote in `seen`, to undo a copy
     hit_key = seen.hit_key(hit_id) if hit_id else None
-    copy = hit_key is not None and seen.is_copy(views[SEEN].get(hit_key), message.offset)
+    hit_seen = views[SEEN].get(hit_key) if hit_key is not None else None
+    copy = seen.is_copy(hit_seen, message.offset)
     if copy and not message.deliberate:
         out.copies.append(message)
         return
@@ -135,7 +136,7 @@ def _one(message: RawMessage, views: dict[str, _Overlay], context: Context, out:
         else:
             needs_hit_key = True
         judged.append((item, duplicate_of))
-    if hit_key is not None and needs_hit_key and views[SEEN].get(hit_key) is None:
+    if hit_key is not None and needs_hit_key and hit_seen is None:
         written[hit_key] = seen.encode(seen.FirstSeen("", message.offset, received_at_ms))
     for letter in result.dead_letters:
         out.dead_letters.append(letter)

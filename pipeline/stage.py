@@ -78,6 +78,7 @@ class Stage:
         self.stream: Any = None  # the agent's stream: acks go through it
         self.watermarks = Watermarks()
         self._lock = asyncio.Lock()
+        self._flushing: asyncio.Future[None] | None = None
 
     async def handle(self, event: Any) -> None:
         """Decide one `hits.raw` event, write its table updates, add it to the batch."""
@@ -102,7 +103,14 @@ class Stage:
                 if expiry.due(partition, watermark):
                     await sweep(self.tables[name], expiry, partition, watermark)
         if self.pending.rows >= self.batch_rows:
-            await self.flush()
+            await self._flush_behind()
+
+    async def _flush_behind(self) -> None:
+        """Flush a full batch while the next one fills: wait only for the flush before it (so at
+        most two batches are held), which overlaps deciding with ClickHouse's insert."""
+        if self._flushing is not None:
+            await self._flushing  # raises what the flush raised: the agent stops
+        self._flushing = asyncio.ensure_future(self.flush())
 
     async def flush(self) -> None:
         """Store the batch, send its records, then ack its messages (see the module's doc)."""

@@ -6,7 +6,6 @@ import math
 from fractions import Fraction
 
 import numpy as np
-import orjson
 import pytest
 from scipy import stats as sps
 
