@@ -6,15 +6,15 @@ Each flush of the processing stage sends one `hits.exposures` record per experim
 batch's impressions of it (`pipeline.exposures`; retries derive none), keyed tenant|experiment so
 that all exposures of one experiment meet in one partition. `srm_check` keeps, in the RocksDB table
 `srm` of that partition, the variation of each visitor's first exposure (`v|tenant|experiment|
-visitor`) and the experiment's counts (`c|tenant|experiment`, with the position of the last
-exposure counted), tests after every first exposure, and sends one alert record when the
+visitor`) and the experiment's counts (`c|tenant|experiment`, with the offset of the last record
+counted), tests after each record's first exposures, and sends one alert record when the
 experiment enters the alarm state (latched: no record on clearing; a changed split in the registry
 restarts the counts and clears the gauge).
 
 Exact under redelivery (`srm.count`): the counts key is written before the visitor key, both in
-the same changelog partition, so a replayed exposure at or below the stored position was counted
-already (only its visitor key may be missing, and is then written); a batch may be sent twice,
-and the visitor key makes the second copy of an exposure no first exposure. The alert is sent
+the same changelog partition, so a replayed record at or below the stored offset was counted
+already (only visitor keys may be missing, and are then written); a batch may be sent twice, and
+the visitor key makes the second copy of an exposure no first exposure. The alert is sent
 right after the table writes: a crash in between can lose it (the state stays latched, and the
 gauge shows it again from the experiment's next first exposure).
 """
@@ -94,33 +94,33 @@ def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
     async def srm_check(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
             guard(app, watch, record)
-            for index, item in enumerate(exposures.decode(record.value)):
-                tenant, experiment = item.tenant, item.experiment
-                step = srm.count(
-                    table,
-                    tenant,
-                    experiment,
-                    item.visitor,
-                    item.variation,
-                    exposures.position(record.message.offset, index),
-                    splits.weights.get((tenant, experiment)),
-                    alpha=alpha,
-                    min_deviation=min_deviation,
-                )
-                if step is None:
-                    continue
-                if step.raised and step.verdict is not None:
-                    alert = srm.alert(
-                        tenant, experiment, step.state, step.verdict,
-                        alpha=alpha, min_deviation=min_deviation, at_ms=item.received_at_ms,
-                    )  # fmt: skip
-                    log.warning("sample-ratio mismatch: %s", alert)
-                    metrics.SRM_ALERTS.labels(tenant, experiment).inc()
-                    await alerts.send(
-                        key=f"{tenant}|{experiment}".encode(), value=orjson.dumps(alert)
-                    )
-                metrics.SRM_FIRST_EXPOSURES.labels(tenant, experiment).inc()
-                metrics.SRM_ALARM.labels(tenant, experiment).set(int(step.state.alarm))
+            found = exposures.decode(record.value)
+            if not found:
+                continue
+            tenant, experiment = found[0].tenant, found[0].experiment
+            counted = srm.count(
+                table,
+                tenant,
+                experiment,
+                [(item.visitor, item.variation) for item in found],
+                record.message.offset,
+                splits.weights.get((tenant, experiment)),
+                alpha=alpha,
+                min_deviation=min_deviation,
+            )
+            if counted is None:
+                continue
+            step, firsts = counted
+            if step.raised and step.verdict is not None:
+                alert = srm.alert(
+                    tenant, experiment, step.state, step.verdict,
+                    alpha=alpha, min_deviation=min_deviation, at_ms=found[-1].received_at_ms,
+                )  # fmt: skip
+                log.warning("sample-ratio mismatch: %s", alert)
+                metrics.SRM_ALERTS.labels(tenant, experiment).inc()
+                await alerts.send(key=f"{tenant}|{experiment}".encode(), value=orjson.dumps(alert))
+            metrics.SRM_FIRST_EXPOSURES.labels(tenant, experiment).inc(firsts)
+            metrics.SRM_ALARM.labels(tenant, experiment).set(int(step.state.alarm))
 
     app.task(splits.refresh)  # at start, then with the registry's refresh interval
     app.timer(interval=settings.registry_refresh_s)(splits.refresh)

@@ -3,9 +3,9 @@
 The processing stage copies every impression it stores (retries derive none) into an `Exposure`.
 A flushed batch sends one `hits.exposures` record per experiment, keyed tenant|experiment so that
 all exposures of one experiment meet in one partition of the alarm's table, holding that batch's
-exposures of the experiment in order (`encode` / `decode`). The alarm counts the exposure at index
-i of the record at offset o as position o * MAX_PER_RECORD + i (`position`), which only grows
-within a partition: how `pipeline.srm.count` recognises a redelivered exposure.
+exposures of the experiment in order (`records` / `decode`). The alarm counts a record's first
+exposures at once and remembers the record's offset, which is how `pipeline.srm.count`
+recognises a redelivered record.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import orjson
 
 from pipeline.rows import COLUMNS, RowBundle
 
-MAX_PER_RECORD = 1_000_000  # exposures per record, at most (a batch holds far fewer)
 _COLUMN = {name: i for i, name in enumerate(COLUMNS["impressions"])}
 _TENANT, _EXPERIMENT = _COLUMN["tenant"], _COLUMN["experiment_id"]
 _VARIATION, _VISITOR, _AT = _COLUMN["variation_id"], _COLUMN["visitor_id"], _COLUMN["received_at"]
@@ -56,7 +55,3 @@ def decode(value: bytes) -> list[Exposure]:
     item = orjson.loads(value)
     tenant, experiment = str(item["t"]), str(item["e"])
     return [Exposure(tenant, experiment, str(v), str(u), int(at)) for v, u, at in item["x"]]
-
-
-def position(offset: int, index: int) -> int:
-    return offset * MAX_PER_RECORD + index

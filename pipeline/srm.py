@@ -1,5 +1,5 @@
 """Live sample-ratio mismatch (SRM), pure: an anytime-valid test of exposure counts against the
-configured split, checked after every first exposure.
+configured split, checked after each record of first exposures (pipeline/exposures.py).
 
 The test (Lindon and Malek 2022, "Anytime-valid inference for multinomial count data"): under H0
 the exposures of an experiment are multinomial with the configured shares p0; the alternative is
@@ -127,17 +127,20 @@ class Step:
 
 def observe(
     state: State | None,
-    variation: str,
+    variations: str | Sequence[str],
     offset: int,
     weights: Mapping[str, float] | None,
     *,
     alpha: float,
     min_deviation: float,
 ) -> Step:
-    """Count one first exposure and test. `weights`: the configured split (None: unknown).
+    """Count first exposures (one variation each) and test once. `weights`: the configured split
+    (None: unknown).
 
     Counts made before the split was known are kept and tested against it once known (the
     registry lags the first exposures by a refresh at most); a changed split starts afresh.
+    Testing after a group of exposures rather than after each keeps the false-alarm bound: the
+    Bayes factor is a martingale, and Ville's inequality holds at any stopping time.
     """
     counts = dict(state.counts) if state else {}
     known = dict(state.weights) if state else {}
@@ -148,7 +151,8 @@ def observe(
         if known and known != wanted:
             counts, alarm, reset = {}, False, True
         known = wanted
-    counts[variation] = counts.get(variation, 0) + 1
+    for variation in [variations] if isinstance(variations, str) else variations:
+        counts[variation] = counts.get(variation, 0) + 1
     new = State(counts=counts, weights=known, offset=offset, alarm=alarm)
     if not known:
         return Step(state=new, verdict=None, raised=False, reset=reset)
@@ -163,34 +167,45 @@ def count(
     table: MutableMapping[bytes, bytes],
     tenant: str,
     experiment: str,
-    visitor: str,
-    variation: str,
+    seen: Sequence[tuple[str, str]],
     offset: int,
     weights: Mapping[str, float] | None,
     *,
     alpha: float,
     min_deviation: float,
-) -> Step | None:
-    """Count one exposure read at `offset` into `table` (the worker's `srm` table); None when it
-    is no first exposure or was counted before (redelivered).
+) -> tuple[Step, int] | None:
+    """Count the exposures `seen` ((visitor, variation), in order) of one `hits.exposures` record
+    read at `offset` into `table` (the worker's `srm` table); return the step and how many were
+    first exposures, or None when none was or the record was counted before (redelivered).
 
-    The counts key (with the offset) is written before the visitor key: if only the first write
-    survived a crash, the redelivered exposure is recognised by its offset and only the visitor
-    key is written; if neither did, it is counted now. Either way every first exposure counts once.
+    The counts key (with the offset) is written before the visitor keys: if only some writes
+    survived a crash, the redelivered record is recognised by its offset and only the missing
+    visitor keys are written; if none did, it is counted now. Either way every first exposure
+    counts once.
     """
     counts_key = f"c|{tenant}|{experiment}".encode()
-    visitor_key = f"v|{tenant}|{experiment}|{visitor}".encode()
+    prefix = f"v|{tenant}|{experiment}|"
     state = decode(table.get(counts_key))
     if state is not None and offset <= state.offset:  # redelivered: counted already
-        if table.get(visitor_key) is None:
-            table[visitor_key] = variation.encode()
+        for visitor, variation in seen:
+            key = (prefix + visitor).encode()
+            if table.get(key) is None:
+                table[key] = variation.encode()
         return None
-    if table.get(visitor_key) is not None:
-        return None  # not the visitor's first exposure
-    step = observe(state, variation, offset, weights, alpha=alpha, min_deviation=min_deviation)
+    firsts: dict[bytes, str] = {}
+    for visitor, variation in seen:
+        key = (prefix + visitor).encode()
+        if key not in firsts and table.get(key) is None:
+            firsts[key] = variation
+    if not firsts:
+        return None
+    step = observe(
+        state, list(firsts.values()), offset, weights, alpha=alpha, min_deviation=min_deviation
+    )
     table[counts_key] = encode(step.state)
-    table[visitor_key] = variation.encode()
-    return step
+    for key, variation in firsts.items():
+        table[key] = variation.encode()
+    return step, len(firsts)
 
 
 def alert(

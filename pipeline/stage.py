@@ -95,7 +95,7 @@ class Stage:
             table = self.tables[name]
             for key, value in values.items():
                 table[key] = value
-        _count(decided)
+        _count(decided, message.topic)
         self.pending.add(event, decided)
         for partition, received_at_ms in decided.received_at_ms.items():
             watermark = self.watermarks.advance(partition, received_at_ms)
@@ -143,18 +143,32 @@ class Stage:
             expiry.forget()
 
 
-def _count(decided: Decided) -> None:
+def _count(decided: Decided, topic: str) -> None:
+    """Metrics, and log lines that say where (topic, partition, offset, hit id)."""
     for source, n in decided.events_by_source.items():
         metrics.EVENTS.labels(source).inc(n)
     if decided.retries:
         metrics.RETRY_DUPLICATES.inc(decided.retries)
     for letter in decided.dead_letters:
         metrics.DEAD_LETTERS.labels(letter.stage, letter.reason).inc()
+        log.debug(
+            "hit %s dead-lettered at %s: %s",
+            letter.hit_id,
+            letter.stage,
+            letter.reason,
+            extra={
+                "hit_id": letter.hit_id,
+                "topic": topic,
+                "partition": letter.lineage.partition,
+                "offset": letter.lineage.offset,
+            },
+        )
     for copy in decided.copies:
         metrics.DUPLICATE_HITS.inc()
         log.info(
-            "the hit at %s@%s is a copy of an earlier one: dropped",
+            "the hit at %s[%s]@%s is a copy of an earlier one: dropped",
+            topic,
             copy.partition,
             copy.offset,
-            extra={"partition": copy.partition, "offset": copy.offset},
+            extra={"topic": topic, "partition": copy.partition, "offset": copy.offset},
         )

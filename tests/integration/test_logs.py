@@ -190,4 +190,4 @@ def test_logs_are_json_lines_without_secrets(
     located = [r for r in records if "dead-lettered" in r["message"]]
     assert located, "no dead-letter log record"
     assert all({"hit_id", "topic", "partition", "offset"} <= set(r) for r in located)
-    assert {r["logger"] for r in records} >= {"gateway", "pipeline.app"}
+    assert {r["logger"] for r in records} >= {"gateway", "pipeline.stage"}

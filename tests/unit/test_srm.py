@@ -148,7 +148,7 @@ def test_exposures_are_the_impressions_of_a_bundle_keyed_by_experiment() -> None
     records = exposures.records([*found, other, found[0]])
     assert [key for key, _ in records] == [b"42|100", b"42|200"]  # one record per experiment
     assert exposures.decode(records[0][1]) == [found[0], found[0]]  # in order
-    assert exposures.position(3, 1) > exposures.position(2, exposures.MAX_PER_RECORD - 1)
+    assert exposures.decode(records[1][1]) == [other]
 
 
 class CrashAfter(dict[bytes, bytes]):
@@ -171,12 +171,41 @@ def test_every_first_exposure_counts_once_whatever_write_a_crash_interrupts() ->
     for survive in (0, 1):  # the crash loses both writes, or only the visitor key
         table = CrashAfter({}, writes=survive)
         with pytest.raises(RuntimeError):
-            srm.count(table, "t", "e", "u1", "1", 0, weights, **kwargs)
+            srm.count(table, "t", "e", [("u1", "1")], 0, weights, **kwargs)
         table.writes = 100  # restarted: the same exposure is delivered again, then more
-        srm.count(table, "t", "e", "u1", "1", 0, weights, **kwargs)
-        srm.count(table, "t", "e", "u1", "2", 1, weights, **kwargs)  # seen: not first
-        srm.count(table, "t", "e", "u2", "2", 2, weights, **kwargs)
-        srm.count(table, "t", "e", "u2", "2", 2, weights, **kwargs)  # redelivered again
+        srm.count(table, "t", "e", [("u1", "1")], 0, weights, **kwargs)
+        srm.count(table, "t", "e", [("u1", "2")], 1, weights, **kwargs)  # seen: not first
+        srm.count(table, "t", "e", [("u2", "2")], 2, weights, **kwargs)
+        srm.count(table, "t", "e", [("u2", "2")], 2, weights, **kwargs)  # redelivered again
         state = srm.decode(table[b"c|t|e"])
         assert state is not None and state.counts == {"1": 1, "2": 1}, survive
         assert table[b"v|t|e|u1"] == b"1" and table[b"v|t|e|u2"] == b"2"
+
+
+@pytest.mark.parametrize("survive", [0, 1, 2])  # the record makes 3 writes
+def test_a_record_of_exposures_counts_each_first_once_whatever_a_crash_interrupts(
+    survive: int,
+) -> None:
+    """One record: the counts key, then a visitor key per first exposure; a crash after any of
+    those writes, then the record again, counts each visitor's first exposure exactly once."""
+    kwargs = {"alpha": ALPHA, "min_deviation": 0.01}
+    weights = {"1": 1.0, "2": 1.0}
+    record = [("u1", "1"), ("u2", "2"), ("u1", "2"), ("u3", "1")]  # u1 twice: its first counts
+    table = CrashAfter({b"v|t|e|u3": b"1"}, writes=survive)  # u3 was exposed before
+    with pytest.raises(RuntimeError):
+        srm.count(table, "t", "e", record, 7, weights, **kwargs)
+    table.writes = 100
+    first = srm.count(table, "t", "e", record, 7, weights, **kwargs)
+    assert first is None or first[1] == 2
+    assert srm.count(table, "t", "e", record, 7, weights, **kwargs) is None  # again: counted
+    state = srm.decode(table[b"c|t|e"])
+    assert state is not None and state.counts == {"1": 1, "2": 1} and state.offset == 7
+    assert table[b"v|t|e|u1"] == b"1" and table[b"v|t|e|u2"] == b"2"
+
+
+def test_a_record_is_tested_once_and_can_raise_the_alarm() -> None:
+    record = [(f"u{i}", "1") for i in range(300)]  # all in one variation of a 50/50 split
+    counted = srm.count({}, "t", "e", record, 0, {"1": 1, "2": 1}, alpha=ALPHA, min_deviation=0.01)
+    assert counted is not None
+    step, firsts = counted
+    assert firsts == 300 and step.raised and step.state.alarm
