@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,17 @@ class Settings:
     )
     clickhouse_ca_file: str = _env(
         "CA bundle (PEM) that verifies the ClickHouse server; empty: the system CAs.", ""
+    )
+    clickhouse_cluster: str = _env(
+        "ClickHouse cluster (remote_servers) to create the tables ON CLUSTER with Replicated "
+        "engines; empty: one server, no replication.",
+        "",
+    )
+    clickhouse_distributed: bool = _env(
+        "With a cluster: shard the sink's tables over the cluster's shards (<name>_local per "
+        "shard behind a Distributed table <name>, sharded by src_partition); off: every node "
+        "holds a full replica of every table.",
+        False,
     )
     # Gateway
     gateway_host: str = _env("Address the gateway listens on.", "127.0.0.1")
@@ -225,6 +237,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_sasl_mechanism": lambda v: (
         None if v in KAFKA_SASL_MECHANISMS else "must be " + ", ".join(KAFKA_SASL_MECHANISMS)
     ),
+    "clickhouse_cluster": lambda v: (
+        None if re.fullmatch(r"[A-Za-z0-9_.-]*", v) else "letters, digits, _ . - only"
+    ),
     "clickhouse_url": lambda v: (
         None
         if v.startswith(("http://", "https://", "chdb://"))
@@ -280,6 +295,8 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
             "HITS_KAFKA_SASL_USERNAME and HITS_KAFKA_SASL_PASSWORD: required by "
             f"HITS_KAFKA_SECURITY_PROTOCOL={values['kafka_security_protocol']}"
         )
+    if values["clickhouse_distributed"] and not values["clickhouse_cluster"]:
+        errors.append("HITS_CLICKHOUSE_DISTRIBUTED: requires HITS_CLICKHOUSE_CLUSTER")
     if bool(values["kafka_ssl_certfile"]) != bool(values["kafka_ssl_keyfile"]):
         errors.append("HITS_KAFKA_SSL_CERTFILE and HITS_KAFKA_SSL_KEYFILE: set both or neither")
     return errors
