@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.topics import parse_retention
+
 
 class SettingsError(ValueError):
     """One or more `HITS_*` variables are invalid; the message lists every one of them."""
@@ -36,6 +38,20 @@ class Settings:
     topic_prefix: str = _env("Prefix of every topic name (one Kafka cluster, several stacks).", "")
     partitions: int = _env(
         "Partitions of the hits topics (raw, events, rows, dlq: co-partitioned).", 8
+    )
+    kafka_replication_factor: int = _env(
+        "Replication factor of the topics `hitstream topics` creates (3 on a production cluster).",
+        1,
+    )
+    kafka_min_insync_replicas: int = _env(
+        "min.insync.replicas of those topics: with acks=all, a write needs this many replicas "
+        "(2 with replication 3).",
+        1,
+    )
+    kafka_retention: str = _env(
+        "Retention overrides of those topics, e.g. hits.raw=30d,hits.rows=36h (h or d); "
+        "empty: the defaults of the topics table.",
+        "",
     )
     kafka_session_timeout_s: float = _env(
         "Consumer-group session timeout; heartbeats and rebalance timeout are derived from it.",
@@ -237,6 +253,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_sasl_mechanism": lambda v: (
         None if v in KAFKA_SASL_MECHANISMS else "must be " + ", ".join(KAFKA_SASL_MECHANISMS)
     ),
+    "kafka_replication_factor": lambda v: None if v >= 1 else "must be >= 1",
+    "kafka_min_insync_replicas": lambda v: None if v >= 1 else "must be >= 1",
+    "kafka_retention": lambda v: _problem(parse_retention, v),
     "clickhouse_cluster": lambda v: (
         None if re.fullmatch(r"[A-Za-z0-9_.-]*", v) else "letters, digits, _ . - only"
     ),
@@ -246,6 +265,14 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
         else "must start with http://, https:// or chdb://"
     ),
 }
+
+
+def _problem(check: Callable[[str], Any], value: str) -> str | None:
+    try:
+        check(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -294,6 +321,11 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
         errors.append(
             "HITS_KAFKA_SASL_USERNAME and HITS_KAFKA_SASL_PASSWORD: required by "
             f"HITS_KAFKA_SECURITY_PROTOCOL={values['kafka_security_protocol']}"
+        )
+    if values["kafka_min_insync_replicas"] > values["kafka_replication_factor"]:
+        errors.append(
+            "HITS_KAFKA_MIN_INSYNC_REPLICAS: must not exceed HITS_KAFKA_REPLICATION_FACTOR "
+            "(no write could succeed)"
         )
     if values["clickhouse_distributed"] and not values["clickhouse_cluster"]:
         errors.append("HITS_CLICKHOUSE_DISTRIBUTED: requires HITS_CLICKHOUSE_CLUSTER")
