@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KAFKA_LIBS := .local/kafka/libs/.resolved
 
-.PHONY: install run down status test e2e-deps test-unit test-integration lint format typecheck bench chaos demo clean
+.PHONY: install run down status test e2e-deps prometheus-deps test-unit test-integration lint format typecheck bench chaos demo clean
 
 install: $(STAMP) $(KAFKA_LIBS)
 
@@ -31,7 +31,7 @@ status: install
 
 ## Every test: lint and types, the tag's JavaScript tests, unit, then integration tests on the
 ## real Kafka and ClickHouse engine.
-test: install lint typecheck e2e-deps
+test: install lint typecheck e2e-deps prometheus-deps
 	node --test tests/js/
 	$(PY) -m pytest tests
 
@@ -43,6 +43,13 @@ e2e-deps:
 		echo "e2e-deps: npm install failed; the browser test will be skipped"
 	@test -x /usr/bin/chromium || apt-get install -y chromium || \
 		echo "e2e-deps: chromium not installed (not root?); the browser test will be skipped"
+
+## promtool (Debian's prometheus package) for the alert rules' tests, only when missing. Without
+## root apt fails: those tests then skip.
+prometheus-deps:
+	@command -v promtool >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) || \
+		echo "prometheus-deps: promtool not installed (not root?); the alert rule tests will be skipped"
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -2,6 +2,7 @@
 
 An https:// URL turns TLS on; `HITS_CLICKHOUSE_VERIFY` and `HITS_CLICKHOUSE_CA_FILE` say how the
 server's certificate is checked. User and password go in HTTP headers, never in a URL or a log.
+On a cluster every client sends the settings of `deploy.clickhouse_ddl.session_settings`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from deploy.clickhouse_ddl import session_settings
 from schemas.settings import Settings
 
 
@@ -36,5 +38,6 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         connect_timeout=5,
         send_receive_timeout=60,
         autogenerate_session_id=False,
+        settings=session_settings(settings),
         **(tls if secure else {}),
     )

@@ -2,7 +2,9 @@
 
 Run by the local stack, the tests and operators alike (`python -m deploy.migrate`). Every file is
 applied in order each time (each statement is idempotent); `schema_migrations` records which
-files, with their checksums, were applied when.
+files, with their checksums, were applied when. With `HITS_CLICKHOUSE_CLUSTER` each statement is
+first rewritten for the cluster (`deploy.clickhouse_ddl`); `--print` shows the statements
+without running them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
+from deploy.clickhouse_ddl import Layout, create_database, migrations_table, rewrite
 from schemas.settings import Settings, load_settings
 
 DDL_DIR = Path(__file__).resolve().parent / "clickhouse"
@@ -35,24 +38,37 @@ def statements(sql: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
 
 
+def file_statements(path: Path, layout: Layout) -> list[str]:
+    """The statements of one migration file as they run on `layout`."""
+    return [s for statement in statements(path.read_text()) for s in rewrite(statement, layout)]
+
+
+def plan(layout: Layout) -> list[str]:
+    """Every statement `migrate` runs on `layout`, in order (without the bookkeeping inserts)."""
+    return [
+        create_database(layout),
+        *migrations_table(layout),
+        *(s for path in migration_files() for s in file_statements(path, layout)),
+    ]
+
+
 def migrate(settings: Settings, client: Client | None = None) -> list[str]:
     """Create the database and apply every migration file; return the file names applied."""
+    layout = Layout.of(settings)
     admin = connect(settings, database="default")
     try:
-        admin.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
+        admin.command(create_database(layout))
     finally:
         admin.close()
     own = client is None
     client = client or connect(settings)
     try:
-        client.command("""CREATE TABLE IF NOT EXISTS schema_migrations
-            (version UInt16, name String, checksum String,
-             applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
-            ENGINE = ReplacingMergeTree(applied_at) ORDER BY version""")
+        for statement in migrations_table(layout):
+            client.command(statement)
         applied = []
         for path in migration_files():
             text = path.read_text()
-            for statement in statements(text):
+            for statement in file_statements(path, layout):
                 client.command(statement)
             client.insert(
                 "schema_migrations",
@@ -67,8 +83,13 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(prog="python -m deploy.migrate", description=__doc__).parse_args()
+    parser = argparse.ArgumentParser(prog="python -m deploy.migrate", description=__doc__)
+    parser.add_argument("--print", action="store_true", help="print the DDL, run nothing")
+    args = parser.parse_args()
     settings = load_settings()
+    if args.print:
+        print(";\n\n".join(plan(Layout.of(settings))) + ";")
+        return
     for name in migrate(settings):
         print(f"applied {name} to {settings.clickhouse_database}")
 

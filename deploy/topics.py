@@ -1,72 +1,158 @@
-"""Create the hits topics with the partition counts and configs of `schemas.topics` (idempotent)."""
+"""Create the hits topics with the partitions, replication and configs of the settings (idempotent).
+
+`python -m deploy.topics` creates what is missing, then checks every topic; `--check` only checks
+(for a process manager to run before the gateway or the worker): it prints one line per problem
+(a co-partitioned topic whose partition count is not `HITS_PARTITIONS`, a missing topic, fewer
+replicas than `HITS_KAFKA_REPLICATION_FACTOR`) and exits 1 when there is one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import logging
+import sys
+from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from deploy.kafka_security import client_options
 from schemas.settings import Settings, load_settings
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, topic_configs
 
 METADATA_WAIT_S = 30.0
+log = logging.getLogger(__name__)
 
 
 class TopicMismatchError(RuntimeError):
     """An existing topic has another partition count than the settings ask for."""
 
 
-async def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, int]:
-    """Create every hits topic that is missing; return topic -> partitions as found."""
-    admin = AIOKafkaAdminClient(
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the brokers report of one topic."""
+
+    partitions: int
+    replicas: int  # the fewest replicas of any of its partitions
+
+
+def new_topics(settings: Settings, existing: set[str]) -> list[NewTopic]:
+    """The topics to create: every hits topic not in `existing`, as the settings say."""
+    configs = topic_configs(
+        retention=settings.kafka_retention, min_insync_replicas=settings.kafka_min_insync_replicas
+    )
+    return [
+        NewTopic(
+            settings.topic(spec.name),
+            settings.partitions,
+            settings.kafka_replication_factor,
+            topic_configs=configs[spec.name],
+        )
+        for spec in TOPICS
+        if settings.topic(spec.name) not in existing
+    ]
+
+
+def problems(settings: Settings, found: dict[str, Found]) -> list[str]:
+    """What differs from the settings in the topics `found` (full name -> what the brokers say)."""
+    lines = []
+    for spec in TOPICS:
+        name = settings.topic(spec.name)
+        topic = found.get(name)
+        if topic is None or topic.partitions == 0:
+            lines.append(f"{name}: missing (run `hitstream topics`)")
+            continue
+        if spec.co_partitioned and topic.partitions != settings.partitions:
+            lines.append(
+                f"{name}: {topic.partitions} partitions, HITS_PARTITIONS is {settings.partitions}"
+                " (co-partitioned topics must match it)"
+            )
+        if topic.replicas < settings.kafka_replication_factor:
+            lines.append(
+                f"{name}: {topic.replicas} replicas, HITS_KAFKA_REPLICATION_FACTOR is "
+                f"{settings.kafka_replication_factor}"
+            )
+    return lines
+
+
+def _admin(settings: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=30000,
         **client_options(settings),
     )
+
+
+async def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create every hits topic that is missing; return topic -> partitions as found."""
+    admin = _admin(settings)
     await admin.start()
     try:
-        wanted = {settings.topic(spec.name): spec for spec in TOPICS}
-        existing = set(await admin.list_topics())
-        new = [
-            NewTopic(name, settings.partitions, replication_factor, topic_configs=spec.config)
-            for name, spec in wanted.items()
-            if name not in existing
-        ]
+        new = new_topics(settings, set(await admin.list_topics()))
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # concurrently: checked below
                 await admin.create_topics(new, timeout_ms=30000)
-        found = await _partition_counts(admin, list(wanted))
+        found = await _describe(admin, [settings.topic(spec.name) for spec in TOPICS])
     finally:
         await admin.close()
     wrong = {
-        name: n
-        for name, n in found.items()
-        if wanted[name].co_partitioned and n != settings.partitions
+        settings.topic(spec.name): found[settings.topic(spec.name)].partitions
+        for spec in TOPICS
+        if spec.co_partitioned
+        and found[settings.topic(spec.name)].partitions != settings.partitions
     }
     if wrong:
         raise TopicMismatchError(
             f"topics with a partition count other than {settings.partitions}: {wrong}"
         )
-    return found
+    return {name: topic.partitions for name, topic in found.items()}
 
 
-async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
-    """Partition counts, waiting out the moment after creation when metadata still shows none."""
-    deadline = asyncio.get_running_loop().time() + METADATA_WAIT_S
+async def check_topics(settings: Settings) -> list[str]:
+    """The start-up check: each problem with the topics, logged as a warning and returned."""
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        found = await _describe(admin, [settings.topic(spec.name) for spec in TOPICS], wait_s=0)
+    finally:
+        await admin.close()
+    lines = problems(settings, found)
+    for line in lines:
+        log.warning("topic check: %s", line)
+    return lines
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, names: list[str], wait_s: float = METADATA_WAIT_S
+) -> dict[str, Found]:
+    """Partitions and replicas, waiting out the moment after creation when metadata shows none."""
+    deadline = asyncio.get_running_loop().time() + wait_s
     while True:
-        found = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
-        if all(found.get(n) for n in names) or asyncio.get_running_loop().time() > deadline:
+        found = {
+            d["topic"]: Found(
+                len(d["partitions"]), min((len(p["replicas"]) for p in d["partitions"]), default=0)
+            )
+            for d in await admin.describe_topics(names)
+            if d.get("error_code", 0) == 0
+        }
+        complete = all(found.get(n, Found(0, 0)).partitions for n in names)
+        if complete or asyncio.get_running_loop().time() >= deadline:
             return found
         await asyncio.sleep(0.2)
 
 
 def main() -> None:
-    argparse.ArgumentParser(prog="python -m deploy.topics", description=__doc__).parse_args()
-    for name, partitions in sorted(asyncio.run(ensure_topics(load_settings())).items()):
+    parser = argparse.ArgumentParser(prog="python -m deploy.topics", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="only check the topics")
+    args = parser.parse_args()
+    settings = load_settings()
+    if args.check:
+        lines = asyncio.run(check_topics(settings))
+        print("\n".join(lines) or "topics match the settings")
+        sys.exit(1 if lines else 0)
+    for name, partitions in sorted(asyncio.run(ensure_topics(settings)).items()):
         print(f"{name}: {partitions} partitions")
 
 

@@ -74,15 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate",
         formatter_class=raw,
     )
-    sub.add_parser(
+    topics = sub.add_parser(
         "topics",
         help="create the hits topics",
-        description="Create the missing hits topics with HITS_PARTITIONS partitions; check "
-        "the existing ones.\n\n"
+        description="Create the missing hits topics with HITS_PARTITIONS partitions, "
+        "HITS_KAFKA_REPLICATION_FACTOR replicas, HITS_KAFKA_MIN_INSYNC_REPLICAS and the "
+        "retention of HITS_KAFKA_RETENTION; check the existing ones. --check only reports what "
+        "differs from the settings (exit 1 when something does), for a start-up script.\n\n"
         "examples:\n  hitstream topics\n"
-        "  HITS_KAFKA_BOOTSTRAP=kafka:9092 HITS_PARTITIONS=16 hitstream topics",
+        "  HITS_KAFKA_BOOTSTRAP=kafka:9092 HITS_PARTITIONS=16 HITS_KAFKA_REPLICATION_FACTOR=3 "
+        "HITS_KAFKA_MIN_INSYNC_REPLICAS=2 hitstream topics\n"
+        "  hitstream topics --check",
         formatter_class=raw,
     )
+    topics.add_argument("--check", action="store_true", help="only check the topics")
     experiments.add_parser(sub)
     definitions.add_parser(sub)
     octeth.add_parser(sub)
@@ -115,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in migrate(settings):
             print(f"applied {name}")
+    elif args.command == "topics" and args.check:
+        from deploy.topics import check_topics
+
+        lines = asyncio.run(check_topics(settings))
+        print("\n".join(lines) or "topics match the settings")
+        return 1 if lines else 0
     elif args.command == "topics":
         from deploy.topics import ensure_topics
 

@@ -11,7 +11,7 @@ How a replay is processed, and why it is idempotent:
    they carry the same stable ids as before (uuid5 over the hit id), computed by today's parser.
    Dedup state stores the first event's id, so a copy of a first event is still the first.
 3. Once the worker has stored every copy (each raw message yields an `events` row or a dead
-   letter; then the sink's group offsets on `hits.rows` and `hits.dlq` must pass their ends), the
+   letter; then the worker's group offsets on `hits.raw` must pass every copy), the
    rows of the superseded messages are deleted in every table (lightweight `DELETE` by
    `src_partition` and `src_pos`): the originals, any earlier message of the same hit ids (copies
    from an earlier replay or re-drive), and any earlier row with the id of a row the copies stored

@@ -1,4 +1,4 @@
-"""The ClickHouse rows of one event (a `RowBundle`), as carried on `hits.rows` to the sink.
+"""The ClickHouse rows of one event (a `RowBundle`), as the processing stage gives them to the sink.
 
 A bundle holds every row one event yields, across tables, so a sink batch never splits an event;
 `position` is the event's position in its raw partition (see `schemas.event.Lineage`).

@@ -1,4 +1,4 @@
-"""The canonical `Event`: what every wire format becomes after validation (`hits.events`).
+"""The canonical `Event`: what every wire format becomes after validation.
 
 One hit gives one or more events; `event_id` is a uuid5 over the hit id and the event's index in
 the hit, so replaying a hit yields the same ids. `lineage` names the raw message the event came
@@ -101,7 +101,7 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes) -> Event:
-    """Decode a `hits.events` message written by `encode` (trusted: raises on a bad one)."""
+    """Decode an event written by `encode` (trusted: raises on a bad one; `hits.triggers`)."""
     obj = orjson.loads(data)
     if obj.get("v") != VERSION:
         raise ValueError(f"unsupported event version {obj.get('v')!r}")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from schemas.topics import parse_retention
 
 
 class SettingsError(ValueError):
@@ -35,6 +38,20 @@ class Settings:
     topic_prefix: str = _env("Prefix of every topic name (one Kafka cluster, several stacks).", "")
     partitions: int = _env(
         "Partitions of the hits topics (raw, events, rows, dlq: co-partitioned).", 8
+    )
+    kafka_replication_factor: int = _env(
+        "Replication factor of the topics `hitstream topics` creates (3 on a production cluster).",
+        1,
+    )
+    kafka_min_insync_replicas: int = _env(
+        "min.insync.replicas of those topics: with acks=all, a write needs this many replicas "
+        "(2 with replication 3).",
+        1,
+    )
+    kafka_retention: str = _env(
+        "Retention overrides of those topics, e.g. hits.raw=30d,hits.dlq=60d (h or d); "
+        "empty: the defaults of the topics table.",
+        "",
     )
     kafka_session_timeout_s: float = _env(
         "Consumer-group session timeout; heartbeats and rebalance timeout are derived from it.",
@@ -79,6 +96,17 @@ class Settings:
     )
     clickhouse_ca_file: str = _env(
         "CA bundle (PEM) that verifies the ClickHouse server; empty: the system CAs.", ""
+    )
+    clickhouse_cluster: str = _env(
+        "ClickHouse cluster (remote_servers) to create the tables ON CLUSTER with Replicated "
+        "engines; empty: one server, no replication.",
+        "",
+    )
+    clickhouse_distributed: bool = _env(
+        "With a cluster: shard the sink's tables over the cluster's shards (<name>_local per "
+        "shard behind a Distributed table <name>, sharded by src_partition); off: every node "
+        "holds a full replica of every table.",
+        False,
     )
     # Gateway
     gateway_host: str = _env("Address the gateway listens on.", "127.0.0.1")
@@ -225,12 +253,26 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "kafka_sasl_mechanism": lambda v: (
         None if v in KAFKA_SASL_MECHANISMS else "must be " + ", ".join(KAFKA_SASL_MECHANISMS)
     ),
+    "kafka_replication_factor": lambda v: None if v >= 1 else "must be >= 1",
+    "kafka_min_insync_replicas": lambda v: None if v >= 1 else "must be >= 1",
+    "kafka_retention": lambda v: _problem(parse_retention, v),
+    "clickhouse_cluster": lambda v: (
+        None if re.fullmatch(r"[A-Za-z0-9_.-]*", v) else "letters, digits, _ . - only"
+    ),
     "clickhouse_url": lambda v: (
         None
         if v.startswith(("http://", "https://", "chdb://"))
         else "must start with http://, https:// or chdb://"
     ),
 }
+
+
+def _problem(check: Callable[[str], Any], value: str) -> str | None:
+    try:
+        check(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -280,6 +322,13 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
             "HITS_KAFKA_SASL_USERNAME and HITS_KAFKA_SASL_PASSWORD: required by "
             f"HITS_KAFKA_SECURITY_PROTOCOL={values['kafka_security_protocol']}"
         )
+    if values["kafka_min_insync_replicas"] > values["kafka_replication_factor"]:
+        errors.append(
+            "HITS_KAFKA_MIN_INSYNC_REPLICAS: must not exceed HITS_KAFKA_REPLICATION_FACTOR "
+            "(no write could succeed)"
+        )
+    if values["clickhouse_distributed"] and not values["clickhouse_cluster"]:
+        errors.append("HITS_CLICKHOUSE_DISTRIBUTED: requires HITS_CLICKHOUSE_CLUSTER")
     if bool(values["kafka_ssl_certfile"]) != bool(values["kafka_ssl_keyfile"]):
         errors.append("HITS_KAFKA_SSL_CERTFILE and HITS_KAFKA_SSL_KEYFILE: set both or neither")
     return errors
