@@ -22,8 +22,8 @@ import orjson
 
 from pipeline.identity import EMAIL_HMAC
 from pipeline.rows import RowBundle
-from schemas import octeth_events
 from schemas.event import Event, stable_id
+from schemas.octeth import vocabulary as octeth_events
 
 
 def derive(

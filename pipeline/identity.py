@@ -16,10 +16,10 @@ import hmac
 import logging
 from dataclasses import replace
 
-from schemas import octeth_fields as fields
 from schemas.event import Event
-from schemas.octeth_body import fold_keys, load_object
-from schemas.octeth_events import EMAIL_PRESENT
+from schemas.octeth import fields
+from schemas.octeth.body import fold_keys, load_object
+from schemas.octeth.vocabulary import EMAIL_PRESENT
 from schemas.rawhit import RawHit
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ partition, whichever visitor sent them.
 from __future__ import annotations
 
 from schemas import event as event_codec
-from schemas import octeth_events
 from schemas.event import Event
+from schemas.octeth import vocabulary as octeth_events
 
 
 def conversion_key(event: Event) -> bytes | None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from pipeline import identity
-from schemas import monetate, octeth_events, rawhit
+from schemas import monetate, rawhit
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Event, Lineage
 from schemas.formats import ParseContext, parse
+from schemas.octeth import vocabulary as octeth_events
 from schemas.outcome import Rejected
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import sys
 from pathlib import Path
 
@@ -42,3 +43,47 @@ def test_module_imports_only_what_its_layer_may(path: Path) -> None:
     if package == "schemas":
         third_party = used - PROJECT - set(sys.stdlib_module_names) - {"__future__"}
         assert third_party <= SCHEMAS_THIRD_PARTY, f"schemas imports {third_party}"
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: Path, root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module under `package` and the modules of that package it imports by name.
+
+    `from a.b import c` is an edge to the module `a.b.c` when there is one, else to `a.b`; the
+    implicit import of a module's parent package is not an edge (as import-linter counts)."""
+    paths = {module_name(path, root): path for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        is_package = path.name == "__init__.py"
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                named = [node.module] if node.module else []
+                module = ".".join([*base, *named] if node.level else named)
+                found.update(
+                    f"{module}.{alias.name}" if f"{module}.{alias.name}" in paths else module
+                    for alias in node.names
+                )
+        graph[name] = {target for target in found if target in paths and target != name}
+    return graph
+
+
+def test_schemas_have_no_import_cycle() -> None:
+    try:
+        order = list(graphlib.TopologicalSorter(import_graph(ROOT / "schemas")).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"import cycle in schemas/: {' -> '.join(cycle.args[1])}")
+    assert "schemas.octeth.vocabulary" in order
+
+
+def test_the_octeth_vocabulary_imports_nothing_of_the_project() -> None:
+    graph = import_graph(ROOT / "schemas")
+    assert graph["schemas.octeth.vocabulary"] == set()

@@ -1,7 +1,7 @@
 """Readers of single Octeth fields: list id, email, ids, conversion value and its companions.
 
 Each reader takes the JSON value as decoded (any type) and never raises. Flags name what was odd
-but kept (see `schemas.octeth` for the list).
+but kept (see `schemas.octeth.request` for the list).
 """
 
 from __future__ import annotations
