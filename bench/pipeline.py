@@ -19,10 +19,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rocksdict import Rdict
 
-from deploy import services
-from deploy.kafka_local import KafkaBroker
-from deploy.localstack import prepare, start_clickhouse, start_worker
-from deploy.ports import free_port
+from deploy.local import services
+from deploy.local.kafka_local import KafkaBroker
+from deploy.local.localstack import prepare, start_clickhouse, start_worker
+from deploy.local.ports import free_port
 from pipeline.derive import derive
 from pipeline.validate import validate
 from schemas import rawhit

@@ -24,10 +24,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.localstack import LocalStack, prepare
-from deploy.ports import free_port
+from deploy.local import services
+from deploy.local.localstack import LocalStack, prepare
+from deploy.local.ports import free_port
 from schemas.settings import Settings
 from tests.chaos.faults import Fault, Processes
 from tests.chaos.reconcile import Reconciliation, progress, reconcile

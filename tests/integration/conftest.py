@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.localstack import LocalStack, prepare, start_gateway, start_worker
-from deploy.ports import free_port
+from deploy.local import services
+from deploy.local.localstack import LocalStack, prepare, start_gateway, start_worker
+from deploy.local.ports import free_port
 from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration

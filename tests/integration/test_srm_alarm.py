@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from deploy.ports import wait_until
+from deploy.local.ports import wait_until
 from hitstream.experiments import COLUMNS
 from schemas.settings import Settings
 from schemas.topics import ALERTS

@@ -1,4 +1,8 @@
-"""Dependencies point one way: schemas <- deploy <- gateway, pipeline <- hitstream (the CLI)."""
+"""Dependencies point one way: schemas <- deploy <- gateway, pipeline <- hitstream (the CLI).
+
+The local stack (`deploy/local/`: a broker from Maven jars, chDB behind an HTTP server, `make
+run`) is for development, tests and benches only: no runtime module may import it.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,45 @@ def test_module_imports_only_what_its_layer_may(path: Path) -> None:
     if package == "schemas":
         third_party = used - PROJECT - set(sys.stdlib_module_names) - {"__future__"}
         assert third_party <= SCHEMAS_THIRD_PARTY, f"schemas imports {third_party}"
+
+
+def full_imports(path: Path) -> set[str]:
+    """The modules an absolute import in `path` names (`from a import b` names `a` and `a.b`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+LOCAL_STACK = "deploy.local"
+# `make demo` drives the running local stack (it reads the stack's state file).
+LOCAL_STACK_TOOLS = {"results/demo.py"}
+RUNTIME = sorted(
+    path
+    for path in MODULES
+    if not path.relative_to(ROOT).is_relative_to("deploy/local")
+    and str(path.relative_to(ROOT)) not in LOCAL_STACK_TOOLS
+)
+
+
+@pytest.mark.parametrize("path", RUNTIME, ids=lambda p: str(p.relative_to(ROOT)))
+def test_runtime_code_does_not_import_the_local_stack(path: Path) -> None:
+    local = {
+        name
+        for name in full_imports(path)
+        if name == LOCAL_STACK or name.startswith(f"{LOCAL_STACK}.")
+    }
+    assert not local, f"{path.relative_to(ROOT)} imports the local stack: {sorted(local)}"
+
+
+def test_the_local_stack_is_where_the_layer_test_looks() -> None:
+    local = {module_name(path) for path in (ROOT / "deploy" / "local").glob("*.py")}
+    assert {"deploy.local.kafka_local", "deploy.local.chdb_server", "deploy.local.stack"} <= local
+    assert not any((ROOT / "deploy" / f"{name}.py").exists() for name in ("stack", "localstack"))
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from deploy import services
-from deploy.kafka_local import KafkaBroker
+from deploy.local import services
+from deploy.local.kafka_local import KafkaBroker
+from deploy.local.ports import free_port, port_open, wait_until
 from deploy.migrate import migrate
-from deploy.ports import free_port, port_open, wait_until
 from deploy.topics import ensure_topics
 from schemas.settings import Settings, to_environ
 
@@ -29,10 +29,10 @@ def http_ok(url: str) -> bool:
 
 
 def start_clickhouse(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The chDB engine behind ClickHouse's HTTP interface (`deploy.chdb_server`)."""
+    """The chDB engine behind ClickHouse's HTTP interface (`deploy.local.chdb_server`)."""
     process = services.spawn(
         services.python_module(
-            "deploy.chdb_server",
+            "deploy.local.chdb_server",
             "--path",
             str(data_dir),
             "--host",
