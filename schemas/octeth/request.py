@@ -2,7 +2,7 @@
 
 Pure (no I/O) and total: a body gives an `OctethRequest` or `OctethErrors` (every violation at
 once, sorted by code, the seed's messages verbatim), never an exception. The spec is the Octeth
-section of PROTOCOLS.md; the parsed types live in `schemas.octeth.model`, codes and bodies in
+section of docs/protocols.md; the parsed types live in `schemas.octeth.model`, codes and bodies in
 `schemas.octeth.messages`, field readers in `schemas.octeth.fields`, JSON reading (strict, or
 lenient with `//` comments) in `schemas.octeth.body`, the shared names in
 `schemas.octeth.vocabulary`. The gateway answers from `validate_event`; the pipeline re-reads the
