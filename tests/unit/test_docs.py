@@ -43,6 +43,7 @@ def test_every_guide_exists_and_is_linked_from_the_readme() -> None:
         "docs/integrations/optimizely.md",
         "docs/integrations/monetate.md",
         "docs/integrations/octeth.md",
+        "docs/integrations/direct-producers.md",
     }
     assert expected <= names
     readme = (ROOT / "README.md").read_text()
