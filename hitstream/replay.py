@@ -36,10 +36,10 @@ import sys
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tqdm import tqdm
 
 from deploy.clickhouse_client import connect
 from deploy.kafka_security import client_options
-from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import Bound, parse_bound, partition_range
 from hitstream.supersede import Copy, Message, SettleTimeout, producer, republish, settle
 from schemas import rawhit
@@ -182,9 +182,8 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
         if args.dry_run or total == 0:
             print(f"{total} hits {'would be ' if args.dry_run else ''}replayed")
             return 0
-        bar = ProgressLine("replayed", total)
-        copies = await copy_range(consumer, kafka, topic, spans, bar.advance)
-        bar.close()
+        with tqdm(total=total, desc="replayed", unit="hit", disable=None) as bar:
+            copies = await copy_range(consumer, kafka, topic, spans, bar.update)
     finally:
         await kafka.stop()
         await consumer.stop()
