@@ -39,6 +39,7 @@ def test_every_guide_exists_and_is_linked_from_the_readme() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in DOCS}
     expected = {
         "docs/operator-guide.md",
+        "docs/architecture.md",
         "docs/protocols.md",
         "docs/integrations/optimizely.md",
         "docs/integrations/monetate.md",
