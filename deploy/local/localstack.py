@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,28 @@ class LocalStack:
             services.stop(self.clickhouse)
         if self.kafka is not None:
             self.kafka.stop()
+
+
+def isolated_settings(base: Settings, root: Path, name: str, **overrides: Any) -> Settings:
+    """`base` made one isolated, quick deployment, as the integration tests and the chaos runs
+    use them: its own topic prefix, database, consumer group, RocksDB and spool directories
+    (under `root`) and ports on a shared broker and server; 4 partitions; timeouts short enough
+    for a test (a 4 s session, 0.2 s sink batches); then `overrides`."""
+    uid = uuid.uuid4().hex[:10]
+    isolated = replace(
+        base,
+        topic_prefix=f"{name}{uid}.",
+        clickhouse_database=f"{name}_{uid}",
+        app_id=f"{name}-{uid}",
+        data_dir=str(root / f"worker-{uid}"),
+        spool_dir=str(root / f"spool-{uid}"),
+        partitions=4,
+        kafka_session_timeout_s=4.0,
+        worker_web_port=free_port(),
+        gateway_port=free_port(),
+        sink_batch_seconds=0.2,
+    )
+    return replace(isolated, **overrides)
 
 
 def prepare(settings: Settings) -> None:

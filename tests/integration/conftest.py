@@ -12,7 +12,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,13 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
 from deploy.local import services
-from deploy.local.localstack import LocalStack, prepare, start_gateway, start_worker
-from deploy.local.ports import free_port
+from deploy.local.localstack import (
+    LocalStack,
+    isolated_settings,
+    prepare,
+    start_gateway,
+    start_worker,
+)
 from schemas.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -95,20 +99,7 @@ def _containers() -> Iterator[Infra]:
 @pytest.fixture
 def hits_settings(infra: Infra, tmp_path: Path) -> Settings:
     """Settings of one isolated hitstream deployment, its topics and tables created."""
-    uid = uuid.uuid4().hex[:10]
-    settings = infra.settings(
-        topic_prefix=f"t{uid}.",
-        clickhouse_database=f"t_{uid}",
-        app_id=f"hs-{uid}",
-        data_dir=str(tmp_path / "worker"),
-        partitions=4,
-        kafka_session_timeout_s=4.0,
-        worker_web_port=free_port(),
-        gateway_port=free_port(),
-        sink_batch_seconds=0.2,
-        publish_timeout_s=5.0,
-        spool_dir=str(tmp_path / "spool"),
-    )
+    settings = isolated_settings(infra.settings(), tmp_path, "t", publish_timeout_s=5.0)
     prepare(settings)
     return settings
 
