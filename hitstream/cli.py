@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from hitstream import definitions, dlq, experiments, octeth, replay
 from results import report
@@ -52,7 +53,7 @@ def settings_table(markdown: bool) -> str:
 
 
 Run = Callable[[argparse.Namespace, Settings], int]
-AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+AddParser = Callable[["argparse._SubParsersAction[CommandParser]"], None]
 # Commands that live in their own module: (name, its add_parser, its run).
 MODULES: tuple[tuple[str, AddParser, Run], ...] = (
     ("experiments", experiments.add_parser, experiments.run),
@@ -91,20 +92,25 @@ def configured(run: Run) -> Callable[[argparse.Namespace], int]:
     return lambda args: run(args, load_settings())
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose help keeps its description's and epilog's line breaks (the
+    examples); `add_subparsers` makes every command's parser one too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree (a unit test walks it: every command shows examples); each
     command's parser names the function that runs it (`args.run`)."""
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hitstream", description=__doc__, epilog=EXAMPLES, formatter_class=raw
-    )
+    parser = CommandParser(prog="hitstream", description=__doc__, epilog=EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True)
     settings_cmd = sub.add_parser(
         "settings",
         help="list the HITS_* settings",
         description="Every HITS_* variable, its default and meaning (the README's table).\n\n"
         "examples:\n  hitstream settings\n  hitstream settings --markdown",
-        formatter_class=raw,
     )
     settings_cmd.add_argument("--markdown", action="store_true")
     settings_cmd.set_defaults(run=print_settings)
@@ -115,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  hitstream migrate\n"
         "  HITS_CLICKHOUSE_URL=https://ch.internal:8443 HITS_CLICKHOUSE_USER=hitstream_admin \\\n"
         "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate",
-        formatter_class=raw,
     ).set_defaults(run=configured(run_migrate))
     sub.add_parser(
         "topics",
@@ -124,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         "the existing ones.\n\n"
         "examples:\n  hitstream topics\n"
         "  HITS_KAFKA_BOOTSTRAP=kafka:9092 HITS_PARTITIONS=16 hitstream topics",
-        formatter_class=raw,
     ).set_defaults(run=configured(run_topics))
     for name, add_parser, run in MODULES:
         add_parser(sub)

@@ -73,7 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Re-process raw hits already in hits.raw through the current parser; the "
         "rows they give replace the old ones.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--from", dest="start", required=True, type=parse_bound)
     parser.add_argument("--to", dest="stop", type=parse_bound, help="default: the end now")

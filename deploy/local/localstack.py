@@ -117,32 +117,33 @@ def prepare(settings: Settings) -> None:
     migrate(settings)
 
 
-def start_worker(
-    settings: Settings, log: Path, wait: bool = False, timeout: float = 60
+def start_service(
+    module: str, settings: Settings, log: Path, ready_url: str | None, timeout: float
 ) -> subprocess.Popen[bytes]:
-    """Start a worker; with `wait`, return once its web server (/metrics) answers."""
-    process = services.spawn(services.python_module("pipeline.worker"), log, to_environ(settings))
-    if wait:
-        url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    """Run `python -m module` with `settings`; return once `ready_url` answers (if given)."""
+    process = services.spawn(services.python_module(module), log, to_environ(settings))
+    if ready_url is not None:
         wait_until(
-            lambda: http_ok(url),
+            lambda: http_ok(ready_url),
             timeout=timeout,
-            what=f"worker (log: {log})",
+            what=f"{module} at {ready_url} (log: {log})",
             alive=lambda: process.poll() is None,
         )
     return process
 
 
+def start_worker(
+    settings: Settings, log: Path, wait: bool = False, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start a worker; with `wait`, return once its web server (/metrics) answers."""
+    url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    return start_service("pipeline.worker", settings, log, url if wait else None, timeout)
+
+
 def start_gateway(settings: Settings, log: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
-    process = services.spawn(services.python_module("gateway"), log, to_environ(settings))
+    """Start a gateway and return once it is ready (/readyz)."""
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
-    wait_until(
-        lambda: http_ok(url),
-        timeout=timeout,
-        what=f"gateway at {url} (log: {log})",
-        alive=lambda: process.poll() is None,
-    )
-    return process
+    return start_service("gateway", settings, log, url, timeout)
 
 
 __all__ = ["LocalStack", "port_open", "prepare", "start_gateway", "start_worker"]

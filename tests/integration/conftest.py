@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
@@ -29,7 +31,8 @@ from deploy.local.localstack import (
     start_gateway,
     start_worker,
 )
-from schemas.settings import Settings
+from hitstream import cli
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +175,43 @@ def wait_for_rows(
         time.sleep(0.2)
     tail = worker.log_text()[-3000:] if worker else ""
     pytest.fail(f"{sql!r}: {count} rows after {timeout} s, expected {expected}\n{tail}")
+
+
+async def read_topic(
+    settings: Settings, name: str, *, within: float, expected: int | None = None
+) -> list[Any]:
+    """The JSON records of the hits topic `name`, from its start: all that come within `within`
+    seconds, or, with `expected`, until that many came and one more second passed (an extra
+    record would show by then)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+            if expected is not None and len(found) >= expected:
+                deadline = min(deadline, time.monotonic() + 1)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def octeth_key(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """Register account `acme` with list 94 through the CLI and return a new API key for it."""
+    for name, value in to_environ(settings).items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
+    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
+    capsys.readouterr()
+    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
+    return capsys.readouterr().out.strip()

@@ -28,9 +28,8 @@ import pytest
 import yarl
 from clickhouse_connect.driver.client import Client
 
-from hitstream import cli
-from schemas.settings import Settings, to_environ
-from tests.integration.conftest import Worker, get, wait_for_rows
+from schemas.settings import Settings
+from tests.integration.conftest import Worker, get, octeth_key, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -317,18 +316,6 @@ async def send(base: str, cases: list[Case], agent: str = "poison") -> list[tupl
                 return r.status, await r.read()
 
         return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(cases))))
-
-
-def octeth_key(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> str:
-    for name, value in to_environ(settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return capsys.readouterr().out.strip()
 
 
 def test_poison_input_for_every_protocol(
