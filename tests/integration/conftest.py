@@ -204,11 +204,12 @@ async def read_topic(
     return found
 
 
+@pytest.fixture
 def octeth_key(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> str:
-    """Register account `acme` with list 94 through the CLI and return a new API key for it."""
-    for name, value in to_environ(settings).items():
+    """Account `acme` with list 94, registered through the CLI, and a new API key for it."""
+    for name, value in to_environ(hits_settings).items():
         monkeypatch.setenv(name, value)
     assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
     assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0

@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 from pipeline import identity
 from schemas.settings import Settings
 from schemas.topics import TRIGGERS
-from tests.integration.conftest import Worker, octeth_key, read_topic, wait_for_rows
+from tests.integration.conftest import Worker, read_topic, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -85,11 +85,10 @@ def test_octeth_purchase_journey(
     clickhouse: Client,
     worker: Worker,
     gateway: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    octeth_key: str,
     tmp_path: Path,
 ) -> None:
-    key = octeth_key(hits_settings, monkeypatch, capsys)
+    key = octeth_key
     assert len(key) >= 32
     stored = clickhouse.query("SELECT credential_sha256 FROM octeth_credentials").result_rows
     assert stored and all(key not in str(row) for row in stored)

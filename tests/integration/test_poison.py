@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -29,7 +28,7 @@ import yarl
 from clickhouse_connect.driver.client import Client
 
 from schemas.settings import Settings
-from tests.integration.conftest import Worker, get, octeth_key, wait_for_rows
+from tests.integration.conftest import Worker, get, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -323,11 +322,9 @@ def test_poison_input_for_every_protocol(
     gateway: str,
     worker: Worker,
     clickhouse: Client,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    octeth_key: str,
 ) -> None:
-    key = octeth_key(hits_settings, monkeypatch, capsys)
+    key = octeth_key
     probe = Case(
         "probe",
         "/api/v1/event",
