@@ -16,18 +16,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
-$(KAFKA_LIBS): deploy/kafka/pom.xml
-	$(PY) -m deploy.kafka_local resolve
+$(KAFKA_LIBS): deploy/local/kafka/pom.xml
+	$(PY) -m deploy.local.kafka_local resolve
 
 ## The main job: Kafka, the ClickHouse engine, the worker and the gateway, up and serving.
 run: install
-	$(PY) -m deploy.stack up
+	$(PY) -m deploy.local.stack up
 
 down:
-	@test -x $(PY) && $(PY) -m deploy.stack down || true
+	@test -x $(PY) && $(PY) -m deploy.local.stack down || true
 
 status: install
-	$(PY) -m deploy.stack status
+	$(PY) -m deploy.local.stack status
 
 ## Every test: lint and types, the tag's JavaScript tests, unit, then integration tests on the
 ## real Kafka and ClickHouse engine.

@@ -32,8 +32,8 @@ import uvloop
 from bench.beacons import Tally, drive
 from bench.observe import CpuMeter, consumer_lag, load_average, peak_rss_bytes, tree
 from bench.stack import local_stack
-from deploy.localstack import start_gateway, start_worker
-from deploy.ports import free_port
+from deploy.local.localstack import start_gateway, start_worker
+from deploy.local.ports import free_port
 from schemas.settings import Settings
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "600"))

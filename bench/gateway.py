@@ -13,10 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.load import BEACON, WrkResult, ensure_tools, median_of, wrk
-from deploy import services
-from deploy.kafka_local import KafkaBroker
-from deploy.localstack import http_ok
-from deploy.ports import free_port, port_open, wait_until
+from deploy.local import services
+from deploy.local.kafka_local import KafkaBroker
+from deploy.local.localstack import http_ok
+from deploy.local.ports import free_port, port_open, wait_until
 from deploy.topics import ensure_topics
 from schemas.settings import Settings, to_environ
 

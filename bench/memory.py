@@ -34,7 +34,7 @@ from bench.observe import (
     worker_counter,
 )
 from bench.stack import local_stack
-from deploy.localstack import start_worker
+from deploy.local.localstack import start_worker
 from schemas import monetate, rawhit
 from schemas.settings import Settings
 from schemas.topics import RAW

@@ -23,11 +23,11 @@ from clickhouse_connect.driver.client import Client
 from rocksdict import Rdict
 
 from bench.observe import all_end_offsets, cpu_seconds, tree
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.kafka_local import KafkaBroker
-from deploy.localstack import prepare, start_clickhouse, start_worker
-from deploy.ports import free_port
+from deploy.local import services
+from deploy.local.kafka_local import KafkaBroker
+from deploy.local.localstack import prepare, start_clickhouse, start_worker
+from deploy.local.ports import free_port
 from pipeline.derive import derive
 from pipeline.validate import validate
 from schemas import rawhit

@@ -36,8 +36,8 @@ from rocksdict import Rdict
 
 from bench.observe import directory_bytes, load_average, stored_hits
 from bench.stack import local_stack
-from deploy import services
-from deploy.localstack import start_worker
+from deploy.local import services
+from deploy.local.localstack import start_worker
 from pipeline import seen
 from schemas import rawhit
 from schemas.settings import Settings
@@ -45,7 +45,7 @@ from schemas.topics import RAW
 
 KEYS = int(os.environ.get("BENCH_KEYS", "1000000"))
 TABLES = ("seen", "sessions")
-STOP_TIMEOUT_S = 20.0  # then SIGKILL (deploy.services.stop): the warm restart follows a kill -9
+STOP_TIMEOUT_S = 20.0  # then SIGKILL (services.stop): the warm restart follows a kill -9
 
 
 def changelog(settings: Settings, table: str) -> str:

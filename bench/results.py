@@ -24,10 +24,10 @@ from pathlib import Path
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
-from deploy.localstack import start_clickhouse
+from deploy.local import services
+from deploy.local.localstack import start_clickhouse
+from deploy.local.ports import free_port
 from deploy.migrate import migrate
-from deploy.ports import free_port
 from results import query
 from results.query import Filters, read
 from schemas.settings import Settings

@@ -13,11 +13,11 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.localstack import start_clickhouse
+from deploy.local import services
+from deploy.local.localstack import start_clickhouse
+from deploy.local.ports import free_port
 from deploy.migrate import migrate
-from deploy.ports import free_port
 from pipeline.derive import derive
 from pipeline.rows import COLUMNS, RowBundle
 from pipeline.sink import ClickHouseSink

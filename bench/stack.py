@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deploy.localstack import LocalStack, prepare
-from deploy.ports import free_port
+from deploy.local.localstack import LocalStack, prepare
+from deploy.local.ports import free_port
 from schemas.settings import Settings
 
 

@@ -28,9 +28,9 @@ from gateway.octeth_registry import OctethRegistry, digest
 from gateway.publisher import PublishError
 from gateway.ratelimit import TokenBucket
 from schemas import octeth, rawhit
-from schemas import octeth_messages as codes
 from schemas.octeth import MINTED_UUID_HEADER, Credential, OctethErrors
-from schemas.octeth_events import SOURCE
+from schemas.octeth import messages as codes
+from schemas.octeth.vocabulary import SOURCE
 from schemas.topics import RAW
 
 log = logging.getLogger(__name__)

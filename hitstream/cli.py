@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from hitstream import definitions, dlq, experiments, octeth, replay
 from results import report
-from schemas.settings import FIELDS, env_name, load_settings
+from schemas.settings import FIELDS, Settings, env_name, load_settings
 
 EXAMPLES = """examples:
   hitstream settings --markdown > settings.md
@@ -50,21 +52,72 @@ def settings_table(markdown: bool) -> str:
     return "\n".join(f"{n:<32} {d:<28} {doc}" for n, d, doc in rows)
 
 
+Run = Callable[[argparse.Namespace, Settings], int]
+AddParser = Callable[["argparse._SubParsersAction[CommandParser]"], None]
+# Commands that live in their own module: (name, its add_parser, its run).
+MODULES: tuple[tuple[str, AddParser, Run], ...] = (
+    ("experiments", experiments.add_parser, experiments.run),
+    ("definitions", definitions.add_parser, definitions.run),
+    ("octeth", octeth.add_parser, octeth.run),
+    ("results", report.add_parser, report.run),
+    ("replay", replay.add_parser, replay.run),
+    ("dlq", dlq.add_parser, dlq.run),
+)
+
+
+def print_settings(args: argparse.Namespace) -> int:
+    """Needs no Settings: it must work while a HITS_* variable is wrong."""
+    print(settings_table(args.markdown))
+    return 0
+
+
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.migrate import migrate
+
+    for name in migrate(settings):
+        print(f"applied {name}")
+    return 0
+
+
+def run_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from deploy.topics import check_topics, ensure_topics
+
+    if args.check:
+        lines = asyncio.run(check_topics(settings))
+        print("\n".join(lines) or "topics match the settings")
+        return 1 if lines else 0
+    for name, count in sorted(asyncio.run(ensure_topics(settings)).items()):
+        print(f"{name}: {count} partitions")
+    return 0
+
+
+def configured(run: Run) -> Callable[[argparse.Namespace], int]:
+    """`run` given the Settings of the environment, read when the command runs."""
+    return lambda args: run(args, load_settings())
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose help keeps its description's and epilog's line breaks (the
+    examples); `add_subparsers` makes every command's parser one too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree (a unit test walks it: every command shows examples)."""
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hitstream", description=__doc__, epilog=EXAMPLES, formatter_class=raw
-    )
+    """The whole command tree (a unit test walks it: every command shows examples); each
+    command's parser names the function that runs it (`args.run`)."""
+    parser = CommandParser(prog="hitstream", description=__doc__, epilog=EXAMPLES)
     sub = parser.add_subparsers(dest="command", required=True)
     settings_cmd = sub.add_parser(
         "settings",
         help="list the HITS_* settings",
         description="Every HITS_* variable, its default and meaning (the README's table).\n\n"
         "examples:\n  hitstream settings\n  hitstream settings --markdown",
-        formatter_class=raw,
     )
     settings_cmd.add_argument("--markdown", action="store_true")
+    settings_cmd.set_defaults(run=print_settings)
     sub.add_parser(
         "migrate",
         help="apply the ClickHouse DDL",
@@ -72,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  hitstream migrate\n"
         "  HITS_CLICKHOUSE_URL=https://ch.internal:8443 HITS_CLICKHOUSE_USER=hitstream_admin \\\n"
         "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate",
-        formatter_class=raw,
-    )
+    ).set_defaults(run=configured(run_migrate))
     topics = sub.add_parser(
         "topics",
         help="create the hits topics",
@@ -85,53 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
         "  HITS_KAFKA_BOOTSTRAP=kafka:9092 HITS_PARTITIONS=16 HITS_KAFKA_REPLICATION_FACTOR=3 "
         "HITS_KAFKA_MIN_INSYNC_REPLICAS=2 hitstream topics\n"
         "  hitstream topics --check",
-        formatter_class=raw,
     )
     topics.add_argument("--check", action="store_true", help="only check the topics")
-    experiments.add_parser(sub)
-    definitions.add_parser(sub)
-    octeth.add_parser(sub)
-    report.add_parser(sub)
-    replay.add_parser(sub)
-    dlq.add_parser(sub)
+    topics.set_defaults(run=configured(run_topics))
+    for name, add_parser, run in MODULES:
+        add_parser(sub)
+        sub.choices[name].set_defaults(run=configured(run))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "settings":
-        print(settings_table(args.markdown))
-        return 0
-    settings = load_settings()
-    if args.command == "experiments":
-        return experiments.run(args, settings)
-    if args.command == "definitions":
-        return definitions.run(args, settings)
-    if args.command == "octeth":
-        return octeth.run(args, settings)
-    if args.command == "results":
-        return report.run(args, settings)
-    if args.command == "replay":
-        return replay.run(args, settings)
-    if args.command == "dlq":
-        return dlq.run(args, settings)
-    if args.command == "migrate":
-        from deploy.migrate import migrate
-
-        for name in migrate(settings):
-            print(f"applied {name}")
-    elif args.command == "topics" and args.check:
-        from deploy.topics import check_topics
-
-        lines = asyncio.run(check_topics(settings))
-        print("\n".join(lines) or "topics match the settings")
-        return 1 if lines else 0
-    elif args.command == "topics":
-        from deploy.topics import ensure_topics
-
-        for name, count in sorted(asyncio.run(ensure_topics(settings)).items()):
-            print(f"{name}: {count} partitions")
-    return 0
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
 
 
 if __name__ == "__main__":

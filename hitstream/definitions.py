@@ -25,7 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "  hitstream definitions remove --site shop-eu --key reached_platinum\n"
         "conditions: FIELD OP VALUE; FIELD page_url|referrer|device_type|property:<name>, "
         "OP equals|contains|starts_with|regex|in (VALUE of in: comma-separated)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
     add = verbs.add_parser(
@@ -39,7 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "    --condition device_type in mobile,tablet\n"
         "  hitstream definitions add --json definition.json\n"
         "  cat definition.json | hitstream definitions add --json -",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("--site")
     add.add_argument("--key")
@@ -54,7 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="list the definitions",
         description="Stored definitions, one per line; invalid stored ones go to stderr.\n\n"
         "examples:\n  hitstream definitions list\n  hitstream definitions list --site shop-eu",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("--site")
     remove = verbs.add_parser(
@@ -62,7 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="remove a definition",
         description="Delete one definition; its events are then flagged undefined.\n\n"
         "example:\n  hitstream definitions remove --site shop-eu --key reached_platinum",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     remove.add_argument("--site", required=True)
     remove.add_argument("--key", required=True)

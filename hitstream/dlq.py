@@ -53,7 +53,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Inspect dead letters (the ClickHouse dead_letters table) by reason and "
         "re-drive the fixable ones through the current parser.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser(
@@ -75,7 +74,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="re-publish fixable dead letters' raw hits (idempotent)",
         description="examples:\n  hitstream dlq redrive --reason missing_user_id --dry-run\n"
         "  hitstream dlq redrive --reason missing_user_id",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     redrive.add_argument("--reason")
     redrive.add_argument("--dry-run", action="store_true")

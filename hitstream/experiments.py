@@ -18,7 +18,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "87654321 --variations 1111111,2222222 --control 1111111\n"
         "  hitstream experiments list\n"
         "  hitstream experiments remove --tenant 1234567 --experiment 87654321",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
     add = verbs.add_parser(
@@ -30,7 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "    --variations 1111111,2222222 --control 1111111 --name 'Checkout button'\n"
         "  hitstream experiments add --tenant 1234567 --experiment 880001 \\\n"
         "    --variations 770001,770002,770003 --weights 50,25,25",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("--tenant", required=True)
     add.add_argument("--experiment", required=True)
@@ -43,14 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="list the registry",
         description="One line per experiment: tenant, id, name, variations, control, split.\n\n"
         "example:\n  hitstream experiments list",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     remove = verbs.add_parser(
         "remove",
         help="remove an experiment",
         description="Mark an experiment deleted (its stored hits stay).\n\n"
         "example:\n  hitstream experiments remove --tenant 1234567 --experiment 87654321",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     remove.add_argument("--tenant", required=True)
     remove.add_argument("--experiment", required=True)

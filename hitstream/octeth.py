@@ -25,7 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "  hitstream octeth key add --account acme            (prints the key once)\n"
         "  hitstream octeth key add --account acme --session  (a SessionID instead)\n"
         "  hitstream octeth list add --account acme --list 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     nouns = parser.add_subparsers(dest="noun", required=True)
     account = nouns.add_parser(
@@ -34,14 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Octeth accounts: the owners of API keys and lists.\n\n"
         "examples:\n  hitstream octeth account add --account acme --name 'ACME'\n"
         "  hitstream octeth account list",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     ).add_subparsers(dest="verb", required=True)
     add = account.add_parser(
         "add",
         help="add an account",
         description="Add (or rename) an account.\n\n"
         "example:\n  hitstream octeth account add --account acme --name 'ACME'",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("--account", required=True)
     add.add_argument("--name", default="")
@@ -50,7 +47,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="list accounts, their lists and credential counts",
         description="One line per account: name, title, lists, credential count.\n\n"
         "example:\n  hitstream octeth account list",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     key = nouns.add_parser(
         "key",
@@ -58,7 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="API keys and session ids, stored as sha256 only.\n\n"
         "examples:\n  KEY=$(hitstream octeth key add --account acme)\n"
         "  hitstream octeth key add --account acme --session",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     ).add_subparsers(dest="verb", required=True)
     key_add = key.add_parser(
         "add",
@@ -67,7 +62,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "stored); the gateway accepts it within seconds.\n\n"
         "examples:\n  KEY=$(hitstream octeth key add --account acme)\n"
         "  hitstream octeth key add --account acme --session   (a SessionID)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     key_add.add_argument("--account", required=True)
     key_add.add_argument("--session", action="store_true", help="a SessionID, not an APIKey")
@@ -76,14 +70,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="lists",
         description="Octeth lists (ListID) and the account that owns each.\n\n"
         "example:\n  hitstream octeth list add --account acme --list 94",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     ).add_subparsers(dest="verb", required=True)
     list_add = lists.add_parser(
         "add",
         help="give a list to an account",
         description="Give a list to an account: its keys may then send events for ListID.\n\n"
         "example:\n  hitstream octeth list add --account acme --list 94",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     list_add.add_argument("--account", required=True)
     list_add.add_argument("--list", required=True, type=int, dest="list_id")

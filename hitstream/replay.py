@@ -36,10 +36,10 @@ import sys
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tqdm import tqdm
 
 from deploy.clickhouse_client import connect
 from deploy.kafka_security import client_options
-from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import Bound, parse_bound, partition_range
 from hitstream.supersede import Copy, Message, SettleTimeout, producer, republish, settle
 from schemas import rawhit
@@ -73,7 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description="Re-process raw hits already in hits.raw through the current parser; the "
         "rows they give replace the old ones.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--from", dest="start", required=True, type=parse_bound)
     parser.add_argument("--to", dest="stop", type=parse_bound, help="default: the end now")
@@ -182,9 +181,8 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
         if args.dry_run or total == 0:
             print(f"{total} hits {'would be ' if args.dry_run else ''}replayed")
             return 0
-        bar = ProgressLine("replayed", total)
-        copies = await copy_range(consumer, kafka, topic, spans, bar.advance)
-        bar.close()
+        with tqdm(total=total, desc="replayed", unit="hit", disable=None) as bar:
+            copies = await copy_range(consumer, kafka, topic, spans, bar.update)
     finally:
         await kafka.stop()
         await consumer.stop()

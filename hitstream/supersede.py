@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
+from tqdm import tqdm
 
 from deploy.kafka_security import client_options
-from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import position_condition, spans
 from pipeline.rows import COLUMNS
 from schemas import replay
@@ -128,19 +128,19 @@ async def wait_stored(
     by_partition: dict[int, list[int]] = defaultdict(list)
     for c in copies:
         by_partition[c.partition].append(c.new_offset)
-    bar = ProgressLine("stored", len(copies))
-    while True:
-        seen = await asyncio.to_thread(
-            lambda: sum(stored_copies(client, p, o) for p, o in by_partition.items())
-        )
-        bar.update(seen)
-        if seen >= len(copies):
-            break
-        if time.monotonic() > deadline:
-            bar.close()
-            raise SettleTimeout(f"{seen} of {len(copies)} copies stored after {deadline_s:.0f} s")
-        await asyncio.sleep(0.3)
-    bar.close()
+    with tqdm(total=len(copies), desc="stored", unit="hit", disable=None) as bar:
+        while True:
+            seen = await asyncio.to_thread(
+                lambda: sum(stored_copies(client, p, o) for p, o in by_partition.items())
+            )
+            bar.update(seen - bar.n)
+            if seen >= len(copies):
+                break
+            if time.monotonic() > deadline:
+                raise SettleTimeout(
+                    f"{seen} of {len(copies)} copies stored after {deadline_s:.0f} s"
+                )
+            await asyncio.sleep(0.3)
     ends = {
         TopicPartition(settings.topic(RAW), p): max(offsets) + 1
         for p, offsets in by_partition.items()

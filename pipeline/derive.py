@@ -22,8 +22,8 @@ import orjson
 
 from pipeline.identity import EMAIL_HMAC
 from pipeline.rows import RowBundle
-from schemas import octeth_events
 from schemas.event import Event, stable_id
+from schemas.octeth import vocabulary as octeth
 
 
 def derive(
@@ -49,7 +49,7 @@ def derive(
             tables["impressions"] = impressions
         if conversions:
             tables["conversions"] = conversions
-    if event.source == octeth_events.SOURCE:
+    if event.source == octeth.SOURCE:
         _octeth_rows(event, tables, src, conversion_duplicate or duplicate_of is not None)
     return RowBundle("derive", lineage.partition, lineage.position, tables)
 
@@ -103,7 +103,7 @@ def _octeth_rows(
     e: Event, tables: dict[str, list[list[Any]]], src: list[Any], duplicate: bool
 ) -> None:
     goal = e.dimensions.get("conversion_id")
-    if e.dimensions.get("event_type") == octeth_events.CONVERSION and goal is not None:
+    if e.dimensions.get("event_type") == octeth.CONVERSION and goal is not None:
         row = _conversion_row(e, goal, is_duplicate=duplicate)
         tables.setdefault("conversions", []).append(row + src)
     email_hmac = e.dimensions.get(EMAIL_HMAC)

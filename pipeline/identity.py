@@ -1,6 +1,6 @@
 """Octeth identity links without the email in clear.
 
-The parser (`schemas.octeth_events`) keeps the email out of the `Event` and only flags
+The parser (`schemas.octeth.events`) keeps the email out of the `Event` and only flags
 `email_present`. The validate stage reads the address again from the raw hit and puts only
 `email_hmac` = hex HMAC-SHA256(HITS_IDENTITY_SECRET, trimmed lowercased address) in the event's
 dimensions; the derive stage turns that into an `identities` row (list, uuid, external id,
@@ -16,10 +16,10 @@ import hmac
 import logging
 from dataclasses import replace
 
-from schemas import octeth_fields as fields
 from schemas.event import Event
-from schemas.octeth_body import fold_keys, load_object
-from schemas.octeth_events import EMAIL_PRESENT
+from schemas.octeth import fields
+from schemas.octeth.body import fold_keys, load_object
+from schemas.octeth.vocabulary import EMAIL_PRESENT
 from schemas.rawhit import RawHit
 
 log = logging.getLogger(__name__)

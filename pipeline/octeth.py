@@ -12,15 +12,15 @@ sent them.
 from __future__ import annotations
 
 from schemas import event as event_codec
-from schemas import octeth_events
 from schemas.event import Event
+from schemas.octeth import vocabulary as octeth
 
 
 def conversion_key(event: Event) -> bytes | None:
     """The table key of an Octeth conversion, or None for any other event."""
-    if event.source != octeth_events.SOURCE:
+    if event.source != octeth.SOURCE:
         return None
-    if event.dimensions.get("event_type") != octeth_events.CONVERSION:
+    if event.dimensions.get("event_type") != octeth.CONVERSION:
         return None
     goal = event.dimensions.get("conversion_id")
     return None if goal is None else f"{event.tenant}\x1f{goal}".encode()
@@ -28,7 +28,7 @@ def conversion_key(event: Event) -> bytes | None:
 
 def trigger(event: Event) -> bytes | None:
     """The `hits.triggers` record of a non-silent Octeth event (no email: see
-    schemas.octeth_events), or None."""
-    if event.source != octeth_events.SOURCE or octeth_events.SILENT in event.flags:
+    schemas.octeth.events), or None."""
+    if event.source != octeth.SOURCE or octeth.SILENT in event.flags:
         return None
     return event_codec.encode(event)

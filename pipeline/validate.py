@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from pipeline import identity
-from schemas import monetate, octeth_events, rawhit
+from schemas import monetate, rawhit
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Event, Lineage
 from schemas.formats import ParseContext, parse
+from schemas.octeth import vocabulary as octeth
 from schemas.outcome import Rejected
 
 
@@ -79,7 +80,7 @@ def _validate(
         replace(e, lineage=Lineage(partition=partition, offset=offset, index=i))
         for i, e in enumerate(outcome.events)
     )
-    if hit.kind == octeth_events.SOURCE:
+    if hit.kind == octeth.SOURCE:
         return Validated(identity.link(events, hit, identity_secret))
     if hit.kind != monetate.SOURCE:
         return Validated(events)

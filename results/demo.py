@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 import aiohttp
 
 from deploy.clickhouse_client import connect
+from deploy.local.stack import STATE
 from deploy.migrate import migrate
-from deploy.stack import STATE
 from results.query import Filters
 from results.report import document, progress, render
 from schemas.settings import Settings, load_settings

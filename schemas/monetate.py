@@ -1,7 +1,7 @@
 """Parser of the beacons of hitstream's Monetate tag (`gateway/static/monetate-tag.js`).
 
 Pure (no I/O) and total: bad input gives `Rejected(reason, detail)`, never an exception. The spec
-is the Monetate section of PROTOCOLS.md. The tag sends `POST` with a `text/plain` body (what
+is the Monetate section of docs/protocols.md. The tag sends `POST` with a `text/plain` body (what
 `navigator.sendBeacon` sends without a CORS preflight); `application/json` is accepted too.
 
 Wire format, version 1 (one JSON object; unknown fields are ignored here, kept in the raw hit):

@@ -1,6 +1,6 @@
 """Monetate API event definitions, the pure part: the record, its validation, JSON, matching.
 
-A definition is made once per site and key (PROTOCOLS.md): a unique event key (the parser's key
+A definition is made once per site and key (docs/protocols.md): a unique event key (the parser's
 rule), a title, a description and optional conditions, all of which must hold for an event to
 count. A condition is `{"field": ..., "op": ..., "value": ...}`:
 

@@ -1,7 +1,7 @@
 """Parser of the Optimizely classic Event API (`GET /event`, `POST /event` from sendBeacon).
 
 Pure (no I/O) and total: bad input gives `Rejected(reason, detail)`, never an exception. The
-spec is the Optimizely section of PROTOCOLS.md; one hit gives one `Event` (impressions and
+spec is the Optimizely section of docs/protocols.md; one hit gives one `Event` (impressions and
 conversion rows are derived later from its goals and experiment map). The raw hit is kept
 byte-faithful upstream, so whatever is dropped here can be recovered by a replay.
 

@@ -2,7 +2,7 @@
 
 `hitstream replay` and `hitstream dlq redrive` publish a raw message again with the Kafka header
 `hitstream-replay-of: <partition>@<offset>` (where the original is). The validate stage lets such
-a copy through its hit-id dedup (`pipeline.hitids` drops accidental second copies of a hit), so it
+a copy through its hit-id dedup (`pipeline.seen` drops accidental second copies of a hit), so it
 is parsed again; the rows it gives keep their stable ids and replace the original's.
 """
 

@@ -1,6 +1,6 @@
 """The processes of one chaos run and the faults done to them, each logged with its time.
 
-Kafka and the ClickHouse engine come from `deploy.localstack.LocalStack`; the worker (its
+Kafka and the ClickHouse engine come from `deploy.local.localstack.LocalStack`; the worker (its
 supervisor) and the gateway are processes of their own, restarted on the same data: the worker on
 its RocksDB directory, the gateway on its spool directory.
 """
@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import services
-from deploy.localstack import LocalStack, start_clickhouse, start_gateway, start_worker
+from deploy.local import services
+from deploy.local.localstack import LocalStack, start_clickhouse, start_gateway, start_worker
 from schemas.settings import Settings
 
 

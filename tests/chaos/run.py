@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,10 +23,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.localstack import LocalStack, prepare
-from deploy.ports import free_port
+from deploy.local import services
+from deploy.local.localstack import LocalStack, isolated_settings, prepare
 from schemas.settings import Settings
 from tests.chaos.faults import Fault, Processes
 from tests.chaos.reconcile import Reconciliation, progress, reconcile
@@ -94,18 +92,10 @@ class Report:
 
 
 def _settings(stack: LocalStack, root: Path, unsafe: bool) -> Settings:
-    uid = uuid.uuid4().hex[:8]
-    return stack.settings(
-        topic_prefix=f"c{uid}.",
-        clickhouse_database=f"chaos_{uid}",
-        app_id=f"chaos-{uid}",
-        data_dir=str(root / f"worker-{uid}"),
-        spool_dir=str(root / f"spool-{uid}"),
-        partitions=4,
-        kafka_session_timeout_s=4.0,
-        worker_web_port=free_port(),
-        gateway_port=free_port(),
-        sink_batch_seconds=0.2,
+    return isolated_settings(
+        stack.settings(),
+        root,
+        "chaos",
         sink_retry_max_s=2.0,
         publish_timeout_s=1.0,
         unsafe_sink_without_dedup=unsafe,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.localstack import LocalStack
+from deploy.local.localstack import LocalStack
 from tests.chaos.run import Config, run
 
 pytestmark = pytest.mark.integration

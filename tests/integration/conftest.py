@@ -12,20 +12,27 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
 from deploy.clickhouse_client import connect
-from deploy.localstack import LocalStack, prepare, start_gateway, start_worker
-from deploy.ports import free_port
-from schemas.settings import Settings
+from deploy.local import services
+from deploy.local.localstack import (
+    LocalStack,
+    isolated_settings,
+    prepare,
+    start_gateway,
+    start_worker,
+)
+from hitstream import cli
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 
@@ -95,20 +102,7 @@ def _containers() -> Iterator[Infra]:
 @pytest.fixture
 def hits_settings(infra: Infra, tmp_path: Path) -> Settings:
     """Settings of one isolated hitstream deployment, its topics and tables created."""
-    uid = uuid.uuid4().hex[:10]
-    settings = infra.settings(
-        topic_prefix=f"t{uid}.",
-        clickhouse_database=f"t_{uid}",
-        app_id=f"hs-{uid}",
-        data_dir=str(tmp_path / "worker"),
-        partitions=4,
-        kafka_session_timeout_s=4.0,
-        worker_web_port=free_port(),
-        gateway_port=free_port(),
-        sink_batch_seconds=0.2,
-        publish_timeout_s=5.0,
-        spool_dir=str(tmp_path / "spool"),
-    )
+    settings = isolated_settings(infra.settings(), tmp_path, "t", publish_timeout_s=5.0)
     prepare(settings)
     return settings
 
@@ -181,3 +175,44 @@ def wait_for_rows(
         time.sleep(0.2)
     tail = worker.log_text()[-3000:] if worker else ""
     pytest.fail(f"{sql!r}: {count} rows after {timeout} s, expected {expected}\n{tail}")
+
+
+async def read_topic(
+    settings: Settings, name: str, *, within: float, expected: int | None = None
+) -> list[Any]:
+    """The JSON records of the hits topic `name`, from its start: all that come within `within`
+    seconds, or, with `expected`, until that many came and one more second passed (an extra
+    record would show by then)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(name),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
+            if expected is not None and len(found) >= expected:
+                deadline = min(deadline, time.monotonic() + 1)
+    finally:
+        await consumer.stop()
+    return found
+
+
+@pytest.fixture
+def octeth_key(
+    hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """Account `acme` with list 94, registered through the CLI, and a new API key for it."""
+    for name, value in to_environ(hits_settings).items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
+    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
+    capsys.readouterr()
+    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
+    return capsys.readouterr().out.strip()

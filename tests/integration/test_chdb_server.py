@@ -1,4 +1,4 @@
-"""deploy.chdb_server against stock clickhouse-connect (sync and async) and plain HTTP.
+"""deploy.local.chdb_server against stock clickhouse-connect (sync and async) and plain HTTP.
 
 The server runs as a subprocess on a temporary data directory, exactly as other components
 start it, and every check goes over HTTP.
@@ -59,7 +59,15 @@ class Reply:
 def start_server(data_dir: Path, log: Path) -> Server:
     with log.open("ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.chdb_server", "--path", str(data_dir), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "deploy.local.chdb_server",
+                "--path",
+                str(data_dir),
+                "--port",
+                "0",
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=err,

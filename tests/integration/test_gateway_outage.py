@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
-from deploy.localstack import start_gateway
+from deploy.local import services
+from deploy.local.localstack import start_gateway
 from schemas.settings import Settings
 from tests.integration.conftest import Infra, Worker, get, wait_for_rows
 

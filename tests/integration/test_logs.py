@@ -24,8 +24,8 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
-from deploy.localstack import start_gateway
+from deploy.local import services
+from deploy.local.localstack import start_gateway
 from hitstream import cli
 from schemas.settings import Settings, to_environ
 from tests.integration.conftest import Worker, wait_for_rows

@@ -18,14 +18,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from hitstream import cli
 from pipeline import identity
-from schemas.settings import Settings, to_environ
+from schemas.settings import Settings
 from schemas.topics import TRIGGERS
-from tests.integration.conftest import Worker, wait_for_rows
+from tests.integration.conftest import Worker, read_topic, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -82,47 +80,15 @@ def journey(key: str) -> list[dict[str, Any]]:
     ]
 
 
-async def read_triggers(settings: Settings, expected: int, within: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        settings.topic(TRIGGERS),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline and len(found) < expected + 1:
-            batch = await consumer.getmany(timeout_ms=500)
-            found.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-            if len(found) >= expected:
-                await asyncio.sleep(1)  # anything extra (a silent event) would show up now
-                batch = await consumer.getmany(timeout_ms=500)
-                found.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-                break
-    finally:
-        await consumer.stop()
-    return found
-
-
 def test_octeth_purchase_journey(
     hits_settings: Settings,
     clickhouse: Client,
     worker: Worker,
     gateway: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    octeth_key: str,
     tmp_path: Path,
 ) -> None:
-    for name, value in to_environ(hits_settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    key = capsys.readouterr().out.strip()
+    key = octeth_key
     assert len(key) >= 32
     stored = clickhouse.query("SELECT credential_sha256 FROM octeth_credentials").result_rows
     assert stored and all(key not in str(row) for row in stored)
@@ -171,7 +137,7 @@ def test_octeth_purchase_journey(
         (minted, "user-id-2006", identity.email_hmac(EMAILS[0], secret)),
     ]
 
-    triggers = asyncio.run(read_triggers(hits_settings, 8, 30))
+    triggers = asyncio.run(read_topic(hits_settings, TRIGGERS, within=30, expected=8))
     assert sorted(t["name"] for t in triggers) == sorted(
         [
             *("test", "page_view", "add_to_shopping_cart", "checkout_page_visited"),

@@ -26,7 +26,7 @@ import pytest
 import yarl
 from clickhouse_connect.driver.client import Client
 
-from deploy.ports import wait_until
+from deploy.local.ports import wait_until
 from hitstream import cli
 from schemas import rawhit
 from schemas.settings import Settings, to_environ

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -28,8 +27,7 @@ import pytest
 import yarl
 from clickhouse_connect.driver.client import Client
 
-from hitstream import cli
-from schemas.settings import Settings, to_environ
+from schemas.settings import Settings
 from tests.integration.conftest import Worker, get, wait_for_rows
 
 pytestmark = pytest.mark.integration
@@ -319,28 +317,14 @@ async def send(base: str, cases: list[Case], agent: str = "poison") -> list[tupl
         return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(cases))))
 
 
-def octeth_key(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> str:
-    for name, value in to_environ(settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return capsys.readouterr().out.strip()
-
-
 def test_poison_input_for_every_protocol(
     hits_settings: Settings,
     gateway: str,
     worker: Worker,
     clickhouse: Client,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    octeth_key: str,
 ) -> None:
-    key = octeth_key(hits_settings, monkeypatch, capsys)
+    key = octeth_key
     probe = Case(
         "probe",
         "/api/v1/event",

@@ -81,26 +81,24 @@ def rows_before(client: Client, table: str, ends: dict[int, int], where: str = "
     return sum(1 for partition, offset in found if offset < ends[partition])
 
 
-def swapped_hit(i: int) -> tuple[bytes, bytes]:
+def optimizely_message(
+    key: str, hit_id: str, received_at_ms: int, query: str
+) -> tuple[bytes, bytes]:
+    """(Kafka key, `hits.raw` value) of an Optimizely `GET /event` hit."""
     hit = rawhit.RawHit(
-        hit_id=f"swap-{i}",
-        kind="optimizely",
-        received_at_ms=1_790_000_100_000 + i,
-        path="/event",
-        query=f"a=42&u=s{i}&n=buy&x770001=880001&g=880001",
+        hit_id=hit_id, kind="optimizely", received_at_ms=received_at_ms, path="/event", query=query
     )
-    return f"42:s{i}".encode(), rawhit.encode(hit)
+    return key.encode(), rawhit.encode(hit)
+
+
+def swapped_hit(i: int) -> tuple[bytes, bytes]:
+    query = f"a=42&u=s{i}&n=buy&x770001=880001&g=880001"
+    return optimizely_message(f"42:s{i}", f"swap-{i}", 1_790_000_100_000 + i, query)
 
 
 def dead_hit(i: int) -> tuple[bytes, bytes]:
-    hit = rawhit.RawHit(
-        hit_id=f"dead-{i}",
-        kind="optimizely",
-        received_at_ms=1_790_000_200_000 + i,
-        path="/event",
-        query=f"a=42&n=novisitor&x2=3&v={i}",
-    )
-    return f"dead-{i}".encode(), rawhit.encode(hit)
+    query = f"a=42&n=novisitor&x2=3&v={i}"
+    return optimizely_message(f"dead-{i}", f"dead-{i}", 1_790_000_200_000 + i, query)
 
 
 @pytest.fixture

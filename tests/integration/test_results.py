@@ -23,8 +23,8 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy import services
-from deploy.ports import free_port, wait_until
+from deploy.local import services
+from deploy.local.ports import free_port, wait_until
 from hitstream import cli
 from results import stats
 from results.query import Filters, read

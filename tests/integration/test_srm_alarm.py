@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
-from typing import Any
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from deploy.ports import wait_until
+from deploy.local.ports import wait_until
 from hitstream.experiments import COLUMNS
 from schemas.settings import Settings
 from schemas.topics import ALERTS
-from tests.integration.conftest import Worker, get, wait_for_rows
+from tests.integration.conftest import Worker, get, read_topic, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -53,26 +49,6 @@ def first_exposures(settings: Settings, experiment: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def read_alerts(settings: Settings) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        settings.topic(ALERTS),
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        found: list[Any] = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            found.extend(orjson.loads(r.value) for rs in batch.values() for r in rs)
-        return found
-    finally:
-        await consumer.stop()
-
-
 def test_skewed_split_alerts_once_and_balanced_split_never(
     registered: None, gateway: str, worker: Worker, clickhouse: Client, hits_settings: Settings
 ) -> None:
@@ -102,7 +78,7 @@ def test_skewed_split_alerts_once_and_balanced_split_never(
     assert first_exposures(hits_settings, BALANCED) == 250  # re-exposures are not counted
     assert first_exposures(hits_settings, SKEWED) == 250
 
-    alerts = asyncio.run(read_alerts(hits_settings))
+    alerts = asyncio.run(read_topic(hits_settings, ALERTS, within=5))
     assert [(a["tenant"], a["experiment"]) for a in alerts] == [(TENANT, SKEWED)]
     alert = alerts[0]
     assert alert["kind"] == "sample_ratio_mismatch" and alert["variations"] == ["1", "2"]

@@ -1,8 +1,13 @@
-"""Dependencies point one way: schemas <- deploy <- gateway, pipeline <- hitstream (the CLI)."""
+"""Dependencies point one way: schemas <- deploy <- gateway, pipeline <- hitstream (the CLI).
+
+The local stack (`deploy/local/`: a broker from Maven jars, chDB behind an HTTP server, `make
+run`) is for development, tests and benches only: no runtime module may import it.
+"""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 import sys
 from pathlib import Path
 
@@ -42,3 +47,86 @@ def test_module_imports_only_what_its_layer_may(path: Path) -> None:
     if package == "schemas":
         third_party = used - PROJECT - set(sys.stdlib_module_names) - {"__future__"}
         assert third_party <= SCHEMAS_THIRD_PARTY, f"schemas imports {third_party}"
+
+
+def full_imports(path: Path) -> set[str]:
+    """The modules an absolute import in `path` names (`from a import b` names `a` and `a.b`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+LOCAL_STACK = "deploy.local"
+# `make demo` drives the running local stack (it reads the stack's state file).
+LOCAL_STACK_TOOLS = {"results/demo.py"}
+RUNTIME = sorted(
+    path
+    for path in MODULES
+    if not path.relative_to(ROOT).is_relative_to("deploy/local")
+    and str(path.relative_to(ROOT)) not in LOCAL_STACK_TOOLS
+)
+
+
+@pytest.mark.parametrize("path", RUNTIME, ids=lambda p: str(p.relative_to(ROOT)))
+def test_runtime_code_does_not_import_the_local_stack(path: Path) -> None:
+    local = {
+        name
+        for name in full_imports(path)
+        if name == LOCAL_STACK or name.startswith(f"{LOCAL_STACK}.")
+    }
+    assert not local, f"{path.relative_to(ROOT)} imports the local stack: {sorted(local)}"
+
+
+def test_the_local_stack_is_where_the_layer_test_looks() -> None:
+    local = {module_name(path) for path in (ROOT / "deploy" / "local").glob("*.py")}
+    assert {"deploy.local.kafka_local", "deploy.local.chdb_server", "deploy.local.stack"} <= local
+    assert not any((ROOT / "deploy" / f"{name}.py").exists() for name in ("stack", "localstack"))
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: Path, root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module under `package` and the modules of that package it imports by name.
+
+    `from a.b import c` is an edge to the module `a.b.c` when there is one, else to `a.b`; the
+    implicit import of a module's parent package is not an edge (as import-linter counts)."""
+    paths = {module_name(path, root): path for path in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        is_package = path.name == "__init__.py"
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = name.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                named = [node.module] if node.module else []
+                module = ".".join([*base, *named] if node.level else named)
+                found.update(
+                    f"{module}.{alias.name}" if f"{module}.{alias.name}" in paths else module
+                    for alias in node.names
+                )
+        graph[name] = {target for target in found if target in paths and target != name}
+    return graph
+
+
+def test_schemas_have_no_import_cycle() -> None:
+    try:
+        order = list(graphlib.TopologicalSorter(import_graph(ROOT / "schemas")).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"import cycle in schemas/: {' -> '.join(cycle.args[1])}")
+    assert "schemas.octeth.vocabulary" in order
+
+
+def test_the_octeth_vocabulary_imports_nothing_of_the_project() -> None:
+    graph = import_graph(ROOT / "schemas")
+    assert graph["schemas.octeth.vocabulary"] == set()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from hitstream import cli
 from hitstream.cli import build_parser
 
 
@@ -69,3 +70,37 @@ def test_help_has_examples_that_parse(
             build_parser().parse_args(argv)
         except SystemExit as exc:
             pytest.fail(f"example `hitstream {shlex.join(argv)}` does not parse ({exc.code})")
+
+
+LEAVES = [
+    (path, parser)
+    for path, parser in TREE
+    if path and not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+]
+
+
+@pytest.mark.parametrize(("path", "parser"), LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
+def test_every_command_names_the_function_that_runs_it(
+    path: tuple[str, ...], parser: argparse.ArgumentParser
+) -> None:
+    """The leaf's parser or one above it sets `run` (a subparser keeps its parent's defaults)."""
+    parsers = dict(TREE)
+    chain = [parsers[path[:i]] for i in range(1, len(path) + 1)]
+    assert any(callable(p.get_default("run")) for p in chain), f"`hitstream {' '.join(path)}`"
+
+
+def test_settings_runs_without_reading_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hitstream settings` lists the variables even while one of them is wrong."""
+    monkeypatch.setenv("HITS_PARTITIONS", "many")
+    assert cli.main(["settings"]) == 0
+    assert "HITS_PARTITIONS" in capsys.readouterr().out
+
+
+def test_other_commands_read_the_settings_when_they_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong variable stops a command that needs the settings, before it does anything."""
+    monkeypatch.setenv("HITS_PARTITIONS", "many")
+    build_parser().parse_args(["topics"])  # parsing alone reads nothing
+    with pytest.raises(Exception, match="HITS_PARTITIONS"):
+        cli.main(["topics"])

@@ -1,13 +1,15 @@
 """The operator guide and the integration guides name only what exists in the code.
 
 Settings, gateway routes, metric names, `hitstream` commands (each must parse) and the README's
-links to them are checked against the code; a renamed setting or route fails here.
+links to them are checked against the code; a renamed setting or route fails here. No tracked
+file names a path outside the repository: the product must be readable on its own.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,12 @@ def test_every_guide_exists_and_is_linked_from_the_readme() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in DOCS}
     expected = {
         "docs/operator-guide.md",
+        "docs/architecture.md",
+        "docs/protocols.md",
         "docs/integrations/optimizely.md",
         "docs/integrations/monetate.md",
         "docs/integrations/octeth.md",
+        "docs/integrations/direct-producers.md",
     }
     assert expected <= names
     readme = (ROOT / "README.md").read_text()
@@ -96,3 +101,63 @@ def test_hitstream_commands_in_the_docs_parse(doc: Path) -> None:
             build_parser().parse_args(argv)
         except SystemExit:
             pytest.fail(f"{doc.name}: `hitstream {command}` does not parse")
+
+
+OUTSIDE = re.compile(
+    "|".join(
+        [
+            r"(?<![\w.])/(?:work|home|root|Users)/",  # absolute paths of a machine
+            r"PROTOCOLS\.md|FACTS\.md|STYLE\.md",  # notes that live outside the repo
+            r"\bshared/|\bseeds/",
+            r"\b[0-9]{3}_[0-9a-f]{16}\.txt\b",  # a vendor seed's file name
+        ]
+    )
+)
+RELATIVE = re.compile(r"(?:\.\./)+[\w.-]*")
+
+
+def tracked_text_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    paths = [ROOT / name for name in listed.split("\0") if name]
+    return [p for p in paths if p.is_file() and b"\0" not in p.read_bytes()[:8192]]
+
+
+def outside_paths(text: str, where: Path) -> list[str]:
+    """What `text` (the contents of the file `where`) names outside the repository: absolute
+    paths, the notes and seeds that live beside it, and relative `../` paths that climb out."""
+    found = [m.group(0) for m in OUTSIDE.finditer(text)]
+    for match in RELATIVE.finditer(text):
+        if not (where.parent / match.group(0)).resolve().is_relative_to(ROOT):
+            found.append(match.group(0))
+    return found
+
+
+def test_no_tracked_file_names_a_path_outside_the_repository() -> None:
+    files = tracked_text_files()
+    assert ROOT / "docs" / "protocols.md" in files
+    named = {
+        str(p.relative_to(ROOT)): hits
+        for p in files
+        if p != Path(__file__).resolve()  # this file names them to test the recogniser
+        and (hits := outside_paths(p.read_text(errors="replace"), p))
+    }
+    assert not named, f"paths outside the repository: {named}"
+
+
+@pytest.mark.parametrize(
+    ("text", "outside"),
+    [
+        ("the rules are in `/work/shared/PROTOCOLS.md`", True),
+        ("see ../../shared/FACTS.md", True),
+        ("see ../../../elsewhere/notes.md", True),
+        ("from seed 001_a1ca78f5fe52d1d2.txt", True),
+        ('new URL("../../gateway/static/monetate-tag.js", HERE)', False),
+        ("[protocols.md](../protocols.md)", False),
+        ("see docs/protocols.md and schemas/octeth/", False),
+    ],
+)
+def test_outside_paths_are_recognised(text: str, outside: bool) -> None:
+    where = ROOT / "docs" / "integrations" / "example.md"
+    assert bool(outside_paths(text, where)) is outside

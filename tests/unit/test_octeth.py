@@ -30,13 +30,13 @@ from schemas.octeth import (
     PropertiesRequest,
     parse,
     read_credential,
-    to_events,
     validate_event,
     validate_properties_request,
 )
-from schemas.octeth_body import MAX_DEPTH, strip_line_comments
-from schemas.octeth_fields import is_email
-from schemas.octeth_messages import (
+from schemas.octeth.body import MAX_DEPTH, strip_line_comments
+from schemas.octeth.events import to_events
+from schemas.octeth.fields import is_email
+from schemas.octeth.messages import (
     MESSAGES,
     OctethErrors,
     properties_body,

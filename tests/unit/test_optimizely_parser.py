@@ -57,6 +57,12 @@ def run(
     return parse_hit(make_hit(query, **kwargs), late_horizon_ms=HORIZON_MS, experiments=registry)
 
 
+def reason_or(field: str, query: str) -> Any:
+    """The rejection reason of `query`, or its event's `field` when it is accepted."""
+    outcome = run(query)
+    return outcome.reason if isinstance(outcome, Rejected) else getattr(outcome.events[0], field)
+
+
 def accepted(query: str = BASE, **kwargs: Any) -> Event:
     outcome = run(query, **kwargs)
     assert isinstance(outcome, Accepted), outcome
@@ -247,11 +253,7 @@ def test_project_rejections(query: str, host: str, reason: str) -> None:
     ],
 )
 def test_user_id(query: str, expected: str) -> None:
-    outcome = run(query)
-    if isinstance(outcome, Rejected):
-        assert outcome.reason == expected
-    else:
-        assert outcome.events[0].visitor_id == expected
+    assert reason_or("visitor_id", query) == expected
 
 
 @pytest.mark.parametrize(
@@ -283,11 +285,7 @@ def test_user_id(query: str, expected: str) -> None:
     ],
 )
 def test_event_name(query: str, expected: str) -> None:
-    outcome = run(query)
-    if isinstance(outcome, Rejected):
-        assert outcome.reason == expected
-    else:
-        assert outcome.events[0].name == expected
+    assert reason_or("name", query) == expected
 
 
 @pytest.mark.parametrize(

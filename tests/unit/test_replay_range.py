@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
-from hitstream.progressbar import ProgressLine
 from hitstream.replay_range import (
     Bound,
     StoredLetter,
@@ -131,15 +128,3 @@ def test_replay_header_marks_a_copy_and_nothing_else() -> None:
     assert replay.replay_of([("other", b"x")]) is None
     assert replay.replay_of(None) is None
     assert replay.replay_of([]) is None
-
-
-def test_progress_line_reports_count_share_and_ends_once() -> None:
-    out = io.StringIO()
-    bar = ProgressLine("replayed", 4, out)
-    bar.advance(2)
-    bar.advance(2)
-    bar.close()
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("replayed  2/4 ( 50.0%)")
-    assert lines[-1].startswith("replayed  4/4 (100.0%)")
-    assert len(lines) == 2

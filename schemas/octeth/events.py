@@ -1,4 +1,5 @@
-"""An accepted Octeth request as one canonical `Event` (see `schemas.octeth` for the decisions).
+"""An accepted Octeth request as one canonical `Event` (see `schemas.octeth.request` for the
+decisions).
 
 No email in clear: a valid top-level email only sets the flag `email_present` (the pipeline HMACs
 it from the raw hit); string property values that are email addresses become "[email]", as do
@@ -10,25 +11,24 @@ conversion `conversion_id`, `conversion_name`, `quantity` and `currency` (when v
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from schemas import octeth_fields as fields
 from schemas.event import Event, stable_id
+from schemas.octeth import fields
+from schemas.octeth.model import OctethRequest
+from schemas.octeth.vocabulary import (
+    CONVERSION,
+    EMAIL_PRESENT,
+    EMAIL_REDACTED,
+    IDENTIFY,
+    IDENTIFY_FLAG,
+    REDACTED,
+    SILENT,
+    SOURCE,
+    UUID_MINTED,
+)
 from schemas.querystring import clean_text
 from schemas.rawhit import RawHit
-
-if TYPE_CHECKING:  # a cycle at type-checking time only: `schemas.octeth` imports this module
-    from schemas.octeth import OctethRequest
-
-SOURCE = "octeth"
-IDENTIFY = "identify"
-CONVERSION = "conversion"
-REDACTED = "[email]"
-SILENT = "silent"  # isSilent: stored and counted, never published to `triggers`
-IDENTIFY_FLAG = "identify"  # the event type is identify
-EMAIL_PRESENT = "email_present"  # a valid email was sent: an identity link to record (HMAC'd)
-EMAIL_REDACTED = "email_redacted"
-UUID_MINTED = "uuid_minted"  # the visitor id is the gateway's, not the client's
 
 
 def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple[Event, ...]:

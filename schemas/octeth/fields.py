@@ -1,7 +1,7 @@
 """Readers of single Octeth fields: list id, email, ids, conversion value and its companions.
 
 Each reader takes the JSON value as decoded (any type) and never raises. Flags name what was odd
-but kept (see `schemas.octeth` for the list).
+but kept (see `schemas.octeth.request` for the list).
 """
 
 from __future__ import annotations
@@ -28,15 +28,20 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def list_id(value: Any) -> int | None:
-    """A positive integer, or a string of ASCII digits (surrounding blanks ignored); else None."""
+def whole_number(value: Any, low: int, high: int) -> int | None:
+    """A JSON integer or a string of ASCII digits (surrounding blanks ignored) in low..high."""
     if is_int(value):
         number: int = value
     elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         number = int(value.strip())
     else:
         return None
-    return number if 0 < number <= MAX_LIST_ID else None
+    return number if low <= number <= high else None
+
+
+def list_id(value: Any) -> int | None:
+    """A positive integer, or a string of ASCII digits (surrounding blanks ignored); else None."""
+    return whole_number(value, 1, MAX_LIST_ID)
 
 
 def blank(value: Any) -> bool:
@@ -101,13 +106,7 @@ def currency(value: Any) -> str | None:
 
 def quantity(value: Any) -> int | None:
     """An integer of at least 1 (a JSON integer or a digit string); else None."""
-    if is_int(value):
-        number: int = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-    else:
-        return None
-    return number if 1 <= number <= MAX_LIST_ID else None
+    return whole_number(value, 1, MAX_LIST_ID)
 
 
 def is_silent(value: Any) -> bool:

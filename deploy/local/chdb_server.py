@@ -5,7 +5,7 @@ directory. This process owns it and serves the part of ClickHouse's HTTP interfa
 clickhouse-connect (sync and async clients) and curl use, so the rest of hitstream talks to
 it exactly as to a ClickHouse server::
 
-    python -m deploy.chdb_server --path DIR [--host 127.0.0.1] [--port 8123]
+    python -m deploy.local.chdb_server --path DIR [--host 127.0.0.1] [--port 8123]
 
 Once serving it prints ``{"event": "listening", "host": ..., "port": ...}`` (``--port 0``
 picks a free port); SIGTERM or SIGINT drains the requests in flight and closes the engine.
@@ -43,7 +43,7 @@ from typing import Any, Protocol, cast
 from aiohttp import BodyPartReader, web
 from chdb.state.sqlitelike import connect
 
-from deploy.chdb_protocol import (
+from deploy.local.chdb_protocol import (
     MAX_INSERT_HEAD,
     NOT_IMPLEMENTED,
     UNKNOWN_EXCEPTION,
@@ -65,7 +65,7 @@ from deploy.chdb_protocol import (
     summary_header,
 )
 
-log = logging.getLogger("deploy.chdb_server")
+log = logging.getLogger("deploy.local.chdb_server")
 SESSION_NOT_FOUND, SESSION_IS_LOCKED, QUERY_IS_TOO_LARGE = 372, 373, 229
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from deploy import services
-from deploy.kafka_local import KafkaBroker
+from deploy.local import services
+from deploy.local.kafka_local import KafkaBroker
+from deploy.local.ports import free_port, port_open, wait_until
 from deploy.migrate import migrate
-from deploy.ports import free_port, port_open, wait_until
 from deploy.topics import ensure_topics
 from schemas.settings import Settings, to_environ
 
@@ -29,10 +30,10 @@ def http_ok(url: str) -> bool:
 
 
 def start_clickhouse(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """The chDB engine behind ClickHouse's HTTP interface (`deploy.chdb_server`)."""
+    """The chDB engine behind ClickHouse's HTTP interface (`deploy.local.chdb_server`)."""
     process = services.spawn(
         services.python_module(
-            "deploy.chdb_server",
+            "deploy.local.chdb_server",
             "--path",
             str(data_dir),
             "--host",
@@ -88,38 +89,61 @@ class LocalStack:
             self.kafka.stop()
 
 
+def isolated_settings(base: Settings, root: Path, name: str, **overrides: Any) -> Settings:
+    """`base` made one isolated, quick deployment, as the integration tests and the chaos runs
+    use them: its own topic prefix, database, consumer group, RocksDB and spool directories
+    (under `root`) and ports on a shared broker and server; 4 partitions; timeouts short enough
+    for a test (a 4 s session, 0.2 s sink batches); then `overrides`."""
+    uid = uuid.uuid4().hex[:10]
+    isolated = replace(
+        base,
+        topic_prefix=f"{name}{uid}.",
+        clickhouse_database=f"{name}_{uid}",
+        app_id=f"{name}-{uid}",
+        data_dir=str(root / f"worker-{uid}"),
+        spool_dir=str(root / f"spool-{uid}"),
+        partitions=4,
+        kafka_session_timeout_s=4.0,
+        worker_web_port=free_port(),
+        gateway_port=free_port(),
+        sink_batch_seconds=0.2,
+    )
+    return replace(isolated, **overrides)
+
+
 def prepare(settings: Settings) -> None:
     """Topics and tables for `settings` (idempotent): what a fresh deployment needs first."""
     asyncio.run(ensure_topics(settings))
     migrate(settings)
 
 
-def start_worker(
-    settings: Settings, log: Path, wait: bool = False, timeout: float = 60
+def start_service(
+    module: str, settings: Settings, log: Path, ready_url: str | None, timeout: float
 ) -> subprocess.Popen[bytes]:
-    """Start a worker; with `wait`, return once its web server (/metrics) answers."""
-    process = services.spawn(services.python_module("pipeline.worker"), log, to_environ(settings))
-    if wait:
-        url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    """Run `python -m module` with `settings`; return once `ready_url` answers (if given)."""
+    process = services.spawn(services.python_module(module), log, to_environ(settings))
+    if ready_url is not None:
         wait_until(
-            lambda: http_ok(url),
+            lambda: http_ok(ready_url),
             timeout=timeout,
-            what=f"worker (log: {log})",
+            what=f"{module} at {ready_url} (log: {log})",
             alive=lambda: process.poll() is None,
         )
     return process
 
 
+def start_worker(
+    settings: Settings, log: Path, wait: bool = False, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start a worker; with `wait`, return once its web server (/metrics) answers."""
+    url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    return start_service("pipeline.worker", settings, log, url if wait else None, timeout)
+
+
 def start_gateway(settings: Settings, log: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
-    process = services.spawn(services.python_module("gateway"), log, to_environ(settings))
+    """Start a gateway and return once it is ready (/readyz)."""
     url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
-    wait_until(
-        lambda: http_ok(url),
-        timeout=timeout,
-        what=f"gateway at {url} (log: {log})",
-        alive=lambda: process.poll() is None,
-    )
-    return process
+    return start_service("gateway", settings, log, url, timeout)
 
 
 __all__ = ["LocalStack", "port_open", "prepare", "start_gateway", "start_worker"]

@@ -2,10 +2,11 @@
 
 Pure (no I/O) and total: a body gives an `OctethRequest` or `OctethErrors` (every violation at
 once, sorted by code, the seed's messages verbatim), never an exception. The spec is the Octeth
-section of PROTOCOLS.md; codes and bodies live in `schemas.octeth_messages`, field readers in
-`schemas.octeth_fields`, JSON reading (strict, or lenient with `//` comments) in
-`schemas.octeth_body`. The gateway answers from `validate_event`; the pipeline re-reads the raw
-hit with `parse`, which gives one `Event`.
+section of docs/protocols.md; the parsed types live in `schemas.octeth.model`, codes and bodies in
+`schemas.octeth.messages`, field readers in `schemas.octeth.fields`, JSON reading (strict, or
+lenient with `//` comments) in `schemas.octeth.body`, the shared names in
+`schemas.octeth.vocabulary`. The gateway answers from `validate_event`; the pipeline re-reads the
+raw hit with `parse`, which gives one `Event`.
 
 Order of checks, as the gateway applies them: 400 (102, the body is not a JSON object), then 401
 (100, neither APIKey nor SessionID; 101 is the gateway's registry check, `read_credential` gives
@@ -31,92 +32,45 @@ Decisions where the seed is silent:
   by the quantity. An invalid `conversion-currency` is a flag (`bad_currency`, currency None), not
   an error: the seed has no code for it. An invalid `conversion-quantity` is flagged
   `bad_quantity` and taken as 1.
-- Events: see `schemas.octeth_events` (no email in clear). Conversions get a fingerprint over
+- Events: see `schemas.octeth.events` (no email in clear). Conversions get a fingerprint over
   their conversion id, so a client retry of the same order inside the retry window is stored once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
-from schemas import octeth_fields as fields
-from schemas import octeth_messages as codes
 from schemas.event import stable_id
-from schemas.octeth_body import fold_keys, load_object
-from schemas.octeth_events import CONVERSION, IDENTIFY, SOURCE, to_events
-from schemas.octeth_messages import OctethErrors
+from schemas.octeth import fields
+from schemas.octeth import messages as codes
+from schemas.octeth.body import fold_keys, load_object
+from schemas.octeth.events import to_events
+from schemas.octeth.messages import OctethErrors
+from schemas.octeth.model import Conversion, Credential, OctethRequest, PropertiesRequest
+from schemas.octeth.vocabulary import (
+    BAD_CURRENCY,
+    BAD_ID,
+    BAD_PROPERTIES,
+    BAD_QUANTITY,
+    BAD_UUID,
+    CONVERSION,
+    DUPLICATE_PARAMETER,
+    IDENTIFY,
+    MINTED_UUID_HEADER,
+    NEGATIVE_VALUE,
+    PAGE_VIEW,
+    PAGE_VIEW_NAMES,
+    SOURCE,
+    VALUE_ROUNDED,
+    WRONG_KIND,
+)
 from schemas.outcome import Accepted, Outcome, Rejected
 from schemas.rawhit import RawHit
 
-__all__ = [
-    "Conversion",
-    "Credential",
-    "OctethErrors",
-    "OctethRequest",
-    "PropertiesRequest",
-    "parse",
-    "read_credential",
-    "to_events",
-    "validate_event",
-    "validate_properties_request",
-]
-
-MINTED_UUID_HEADER = "x-hitstream-minted-uuid"  # set by the gateway when the client sent none
-PAGE_VIEW = "page_view"
-PAGE_VIEW_NAMES = frozenset({"page_view", "pageView", "pageview"})
 TOP_LEVEL = frozenset(
     {"apikey", "sessionid", "listid", "event", "id", "email", "uuid", "properties", "issilent"}
 )
-
-WRONG_KIND = "wrong_kind"  # reason: not an `octeth` hit (routing bug upstream)
-# Flags: the event is kept, `Event.flags` says what was odd or notable.
-DUPLICATE_PARAMETER = "duplicate_parameter"
-BAD_ID = "bad_id"
-BAD_UUID = "bad_uuid"
-BAD_PROPERTIES = "bad_properties"
-BAD_CURRENCY = "bad_currency"
-BAD_QUANTITY = "bad_quantity"
-NEGATIVE_VALUE = "negative_value"
-VALUE_ROUNDED = "value_rounded"
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    kind: str  # "api_key" | "session_id"
-    value: str = field(repr=False)  # a secret: never logged
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Conversion:
-    id: str
-    name: str
-    value: Decimal  # currency units, as sent
-    value_cents: int
-    currency: str | None
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OctethRequest:
-    list_id: int
-    event: str  # the name as sent (trimmed)
-    event_type: str  # canonical: page_view for its three spellings, else the name
-    credential: Credential
-    external_id: str | None
-    uuid: str | None
-    email: str | None = field(repr=False)  # never logged
-    properties: dict[str, Any]
-    is_silent: bool
-    conversion: Conversion | None
-    flags: tuple[str, ...]
-
-    @property
-    def identify_event_sent(self) -> bool:
-        """True when a valid email came with the request (an identity link is recorded)."""
-        return self.email is not None
 
 
 def partition_key(request: OctethRequest, visitor: str) -> bytes:
@@ -128,11 +82,6 @@ def partition_key(request: OctethRequest, visitor: str) -> bytes:
     if request.conversion is not None:
         return f"{request.list_id}:conversion:{request.conversion.id}".encode()
     return f"{request.list_id}:{visitor}".encode()
-
-
-class PropertiesRequest(NamedTuple):
-    list_id: int
-    credential: Credential
 
 
 def read_credential(body: bytes, *, lenient: bool = False) -> Credential | OctethErrors:

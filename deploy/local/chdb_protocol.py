@@ -1,4 +1,4 @@
-"""ClickHouse HTTP-interface semantics for ``deploy.chdb_server``: pure functions, no I/O.
+"""ClickHouse HTTP-interface semantics for ``deploy.local.chdb_server``: pure functions, no I/O.
 
 Mirrors ClickHouse's HTTPHandler where clickhouse-connect and curl depend on it:
 

@@ -1,8 +1,8 @@
 """`make run` / `make down` / `make status`: the whole local stack, up and serving, in `.local/`.
 
-    python -m deploy.stack up      # Kafka, ClickHouse engine, worker, gateway; returns when serving
-    python -m deploy.stack down    # stop them all
-    python -m deploy.stack status
+    python -m deploy.local.stack up    # Kafka, ClickHouse engine, worker, gateway; returns when up
+    python -m deploy.local.stack down  # stop them all
+    python -m deploy.local.stack status
 
 Processes run detached; their pids and ports are in `.local/run/stack.json`, logs in `.local/logs`.
 Data (Kafka log, ClickHouse tables, RocksDB) stays in `.local/` across restarts.
@@ -16,10 +16,10 @@ import os
 import time
 from dataclasses import replace
 
-from deploy import services
-from deploy.kafka_local import ROOT, KafkaBroker
-from deploy.localstack import prepare, start_clickhouse, start_gateway, start_worker
-from deploy.ports import free_port, port_open
+from deploy.local import services
+from deploy.local.kafka_local import ROOT, KafkaBroker
+from deploy.local.localstack import prepare, start_clickhouse, start_gateway, start_worker
+from deploy.local.ports import free_port, port_open
 from schemas.settings import load_settings
 
 LOCAL = ROOT / ".local"
@@ -118,7 +118,7 @@ def down() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.stack",
+        prog="python -m deploy.local.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,11 +1,11 @@
 """A real Apache Kafka broker (single-node KRaft) for the local stack and the tests.
 
 The broker's jars are resolved once from Maven Central with the machine's `mvn` into the
-git-ignored `.local/kafka/libs` (see `deploy/kafka/pom.xml`); later runs reuse them. A broker
+git-ignored `.local/kafka/libs` (see `deploy/local/kafka/pom.xml`); later runs reuse them. A broker
 lives in a data directory: formatted on first start, reused after, on free loopback ports.
 
-    python -m deploy.kafka_local resolve
-    python -m deploy.kafka_local start --dir .local/kafka/broker [--port 9092]
+    python -m deploy.local.kafka_local resolve
+    python -m deploy.local.kafka_local start --dir .local/kafka/broker [--port 9092]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.ports import free_port, port_open, wait_until
+from deploy.local.ports import free_port, port_open, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 LOG4J = Path(__file__).resolve().parent / "kafka" / "log4j2.yaml"
 LIBS = ROOT / ".local" / "kafka" / "libs"
@@ -183,7 +183,7 @@ class KafkaBroker:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.kafka_local")
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.kafka_local")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("resolve", help="resolve the broker jars from Maven Central (once)")
     start = sub.add_parser("start", help="start a broker in the foreground")
