@@ -90,7 +90,13 @@ def analyse(agg: Aggregates, filters: Filters, alpha: float = stats.ALPHA) -> di
     planned = [v for v in agg.variations if v in agg.weights] if agg.registered else agg.variations
     weights = [agg.weights.get(v, 1.0) for v in planned]
     share = sum(weights) or 1.0
-    srm = stats.sample_ratio([agg.visitors.get(v, 0) for v in planned], weights)
+    try:
+        srm: dict[str, Any] = _plain(
+            stats.sample_ratio([agg.visitors.get(v, 0) for v in planned], weights)
+        )
+    except stats.InvalidAggregates as exc:  # e.g. every registered weight is 0
+        srm = {"observed": [], "expected": [], "statistic": math.nan, "p_value": math.nan,
+               "mismatch": False, "error": str(exc)}  # fmt: skip
     goals = sorted(set(agg.goals) | set(filters.goals))
     return {
         "tenant": agg.tenant,
@@ -112,7 +118,7 @@ def analyse(agg: Aggregates, filters: Filters, alpha: float = stats.ALPHA) -> di
             }
             for v in agg.variations
         ],
-        "srm": {**_plain(srm), "variations": planned},
+        "srm": {**srm, "variations": planned},
         "goals": [_goal(agg, g, alpha) for g in goals],
         "sessions": [
             {"event": name, "sessions": {v: per.get(v, 0) for v in agg.variations}}
@@ -192,7 +198,8 @@ def cuped_notes(goal: dict[str, Any]) -> list[str]:
     for row in goal["variations"]:
         if cuped := row.get("rate_cuped"):
             notes.append(
-                f"CUPED {row['variation']}: variance -{cuped['variance_reduction']:.0%}, "
+                f"CUPED {row['variation']}: variance "
+                f"-{_num(cuped['variance_reduction'] * 100, '.0f')}%, "
                 f"abs lift {_num(cuped['difference'] * 100, '+.2f')}pp "
                 f"{_interval(cuped['difference_ci'], 100, '+.2f')}, "
                 f"p {_num(cuped['p_value'], '.4f')}"
@@ -203,6 +210,8 @@ def cuped_notes(goal: dict[str, Any]) -> list[str]:
 def footer(doc: dict[str, Any]) -> list[str]:
     srm = doc["srm"]
     verdict = "MISMATCH: do not trust these results" if srm["mismatch"] else "ok"
+    if srm.get("error"):
+        verdict = f"not checked: {srm['error']}"
     lines = [
         "* control; p: two-proportion z-test; AV p: always-valid (mSPRT) p, fine to peek at; "
         "Welch p: revenue per visitor",
