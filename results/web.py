@@ -1,7 +1,8 @@
 """Experiment results over HTTP: `python -m results.web --port 8090` (ClickHouse from HITS_*).
 
 GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&include_multi=1
-    the JSON document of `hitstream results --json`
+        &alpha=0.05&correction=holm|bh|none&prior_sd=0.3&target_lift=0.05&power=0.8
+    the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
 GET /results/{tenant}/{experiment}?...   the same as an HTML page: the table and, per goal,
     the cumulative conversion rate per variation by day (inline SVG, no script, no CDN)
 """
@@ -20,9 +21,10 @@ from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
-from results import stats
+from results.analysis import Options
 from results.query import Filters, read
-from results.report import COLUMNS, analyse, cells, cuped_notes, footer, headers, summary, to_json
+from results.report import analyse, to_json
+from results.table import COLUMNS, cells, footer, headers, notes, summary
 from schemas.settings import Settings, load_settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,30 +33,37 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def filters_from(query: Any) -> tuple[Filters, float]:
-    """Filters and alpha from the query string; ValueError when one is malformed."""
+def _float(query: Any, name: str) -> float | None:
+    return float(query[name]) if name in query else None
+
+
+def filters_from(query: Any, settings: Settings) -> tuple[Filters, Options]:
+    """Filters and options from the query string; ValueError when one is malformed."""
     goals = tuple(g for value in query.getall("goal", []) for g in value.split(",") if g)
-    alpha = float(query.get("alpha", stats.ALPHA))
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be between 0 and 1")
+    options = Options.from_settings(
+        settings, alpha=_float(query, "alpha"), correction=query.get("correction"),
+        prior_sd=_float(query, "prior_sd"), target_lift=_float(query, "target_lift"),
+        power=_float(query, "power"),
+    )  # fmt: skip
+    options.check()
     filters = Filters.parse_slices(
         query.getall("slice", []),
         goals=goals,
         include_bots=query.get("include_bots", "").lower() in _TRUE,
         include_multi=query.get("include_multi", "").lower() in _TRUE,
     )
-    return filters, alpha
+    return filters, options
 
 
 async def _document(request: web.Request) -> dict[str, Any]:
     try:
-        filters, alpha = filters_from(request.query)
+        filters, options = filters_from(request.query, request.app[SETTINGS])
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     tenant, experiment = request.match_info["tenant"], request.match_info["experiment"]
     client = request.app[CLIENT]
     aggregates = await asyncio.to_thread(read, client, tenant, experiment, filters)
-    return analyse(aggregates, filters, alpha)
+    return analyse(aggregates, filters, options)
 
 
 async def api(request: web.Request) -> web.Response:
@@ -81,7 +90,7 @@ def render_page(doc: dict[str, Any]) -> str:
         goals.append(
             f"<h2>Goal {html.escape(goal['goal'])}</h2>"
             f'<div class="wide"><table><tr>{head}</tr>{rows}</table></div>'
-            + _paragraphs(cuped_notes(goal))
+            + _paragraphs(notes(goal, doc["alpha"]))
             + "<h3>Cumulative conversion rate by day (UTC)</h3>"
             + chart_svg(goal["daily"], colors)
         )
