@@ -1,0 +1,102 @@
+"""hitstream's statistics against independent implementations, to 1e-6 on the same aggregates.
+
+The reference values (tests/reference/reference_values.json) come from GrowthBook's gbstats
+0.8.0, statsmodels and scipy, run by tests/reference/make_reference.py in their own virtualenv;
+this test only reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from results import bayes, corrections, power, stats
+from results.stats import Moments
+
+REFERENCE = json.loads(
+    (Path(__file__).parents[1] / "reference" / "reference_values.json").read_text()
+)
+PRIOR = bayes.Prior(sd=REFERENCE["prior_sd"])
+
+
+def close(value: float) -> Any:
+    return pytest.approx(value, rel=1e-6, abs=1e-10)
+
+
+def check_bayes(ours: bayes.Bayesian, flat: bayes.Bayesian, theirs: dict[str, Any]) -> None:
+    for name, result in (("flat", flat), ("proper", ours)):
+        for kind in ("absolute", "relative"):
+            got: bayes.Posterior = getattr(result, kind)
+            want = theirs[f"{kind}_{name}"]
+            assert got.chance_to_beat == close(want["chance_to_beat"])
+            assert got.mean == close(want["mean"])
+            ci = got.credible_interval
+            assert [ci.low, ci.high] == [close(v) for v in want["ci"]]
+            assert got.risk_control == close(want["risk_control"])
+            assert got.risk_treatment == close(want["risk_treatment"])
+
+
+@pytest.mark.parametrize("case", REFERENCE["rates"], ids=lambda c: str(c["input"]))
+def test_rates_match_statsmodels_and_gbstats(case: dict[str, Any]) -> None:
+    x_c, n_c, x_t, n_t = case["input"]
+    result = stats.compare_rates(x_c, n_c, x_t, n_t)
+    assert result.statistic == close(case["z"]) and result.p_value == close(case["p"])
+    check_bayes(
+        bayes.compare_rates(x_c, n_c, x_t, n_t, prior=PRIOR),
+        bayes.compare_rates(x_c, n_c, x_t, n_t),
+        case["bayes"],
+    )
+
+
+def moments(d: dict[str, float]) -> Moments:
+    return Moments(**d)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", REFERENCE["means"], ids=lambda c: str(c["control"]["n"]))
+def test_means_match_gbstats_and_scipy(case: dict[str, Any]) -> None:
+    control, treatment = moments(case["control"]), moments(case["treatment"])
+    result = stats.compare_means(control, treatment)
+    assert result.p_value == close(case["p"]) and result.p_value == close(case["scipy_p"])
+    assert result.statistic == close(case["scipy_t"])
+    ci = result.difference_ci
+    assert [ci.low, ci.high] == [close(v) for v in case["ci"]]
+    check_bayes(
+        bayes.compare_means(control, treatment, prior=PRIOR),
+        bayes.compare_means(control, treatment),
+        case["bayes"],
+    )
+
+
+@pytest.mark.parametrize("case", REFERENCE["cuped"], ids=lambda c: str(c["control"]["n"]))
+def test_cuped_matches_gbstats_regression_adjustment(case: dict[str, Any]) -> None:
+    result = stats.cuped(moments(case["control"]), moments(case["treatment"]))
+    assert result is not None
+    assert result.theta == close(case["theta"])
+    assert result.difference == close(case["difference"])
+    assert result.p_value == close(case["p"])
+    ci = result.difference_ci
+    assert [ci.low, ci.high] == [close(v) for v in case["ci"]]
+
+
+@pytest.mark.parametrize("case", REFERENCE["corrections"], ids=lambda c: str(c["p"]))
+def test_corrections_match_statsmodels_multipletests(case: dict[str, Any]) -> None:
+    assert corrections.adjust(case["p"], "holm") == [close(v) for v in case["holm"]]
+    assert corrections.adjust(case["p"], "bh") == [close(v) for v in case["bh"]]
+
+
+@pytest.mark.parametrize("case", REFERENCE["srm"], ids=lambda c: str(c["observed"]))
+def test_sample_ratio_matches_gbstats_and_scipy(case: dict[str, Any]) -> None:
+    srm = stats.sample_ratio(case["observed"], case["weights"])
+    assert srm.p_value == close(case["gbstats_p"]) and srm.p_value == close(case["scipy_p"])
+
+
+@pytest.mark.parametrize("case", REFERENCE["power"], ids=lambda c: f"{c['n_c']}-{c['n_t']}")
+def test_mde_matches_statsmodels_normal_power(case: dict[str, Any]) -> None:
+    var = case["sd"] ** 2
+    result = power.analyse(
+        1.0, var, case["n_c"], var, case["n_t"], 7, alpha=case["alpha"], power=case["power"]
+    )
+    assert result.mde == close(case["mde"])
