@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from results import bayes, corrections, power, stats
+from results import bayes, corrections, power, ratio, stats
 from results.query import Aggregates, GoalCounts
 from schemas.settings import Settings
 
@@ -82,6 +82,9 @@ def extend_row(
     row["revenue_bayesian"] = _plain(
         bayes.compare_means(base.revenue, c.revenue, prior=prior, alpha=alpha)
     )
+    row["per_order_vs_control"] = _plain(
+        ratio.compare(base.per_order, c.per_order, alpha=alpha, prior=prior)
+    )
     p_c = base.converters / n_c if n_c else math.nan
     p_t = c.converters / n_t if n_t else math.nan
     kwargs: dict[str, Any] = {"alpha": alpha, "power": options.power, "target": options.target_lift}
@@ -95,9 +98,9 @@ def extend_row(
 
 
 def correct(goals: list[dict[str, Any]], method: str) -> None:
-    """Adjusted p-values of the rate and revenue tests, one family across variations x goals
-    for each metric, written beside the raw ones as `p_adjusted`."""
-    for key in ("rate_vs_control", "revenue_vs_control"):
+    """Adjusted p-values of the rate, revenue and revenue-per-order tests, one family across
+    variations x goals for each metric, written beside the raw ones as `p_adjusted`."""
+    for key in ("rate_vs_control", "revenue_vs_control", "per_order_vs_control"):
         cells = [row[key] for goal in goals for row in goal["variations"] if key in row]
         adjusted = corrections.adjust([c["p_value"] for c in cells], method)
         for cell, p in zip(cells, adjusted, strict=True):

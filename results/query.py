@@ -16,6 +16,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from results.ratio import RatioMoments
 from results.stats import Moments
 
 DEVICE_KEY = "device_type"
@@ -60,6 +61,7 @@ class GoalCounts:
     conversions: int
     rate: Moments  # Y = converted (0/1), X = pre-exposure conversions of the goal
     revenue: Moments  # Y = revenue in cents after exposure, X = before it
+    per_order: RatioMoments  # revenue (M) per conversion (D): revenue per order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +108,8 @@ GOALS_SQL = f"""SELECT goal_id, variation_id, if(converted = 1, toDate(first_con
   AS day, countIf(converted = 1), sum(conversions),
   sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * converted),
   sum(revenue_cents), sum(revenue_cents * revenue_cents), sum(pre_revenue_cents),
-  sum(pre_revenue_cents * pre_revenue_cents), sum(pre_revenue_cents * revenue_cents)
+  sum(pre_revenue_cents * pre_revenue_cents), sum(pre_revenue_cents * revenue_cents),
+  sum(conversions * conversions), sum(conversions * revenue_cents)
 FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
 GROUP BY goal_id, variation_id, day ORDER BY goal_id, variation_id, day"""
 
@@ -148,7 +151,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         bots, multi = bots + int(bot), multi + int(both)
     if not control:
         control = min(weights or visitors, default="")
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 10)
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 12)
     converted: dict[str, dict[str, dict[dt.date, int]]] = defaultdict(lambda: defaultdict(dict))
     for goal, variation, day, *values in _rows(client, GOALS_SQL, params):
         key = (str(goal), str(variation))
@@ -156,13 +159,17 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         if day is not None:
             converted[key[0]][key[1]][day] = int(values[0])
     goals: dict[str, dict[str, GoalCounts]] = defaultdict(dict)
-    for (goal, variation), (c, conversions, x, x2, xy, r, r2, rx, rx2, rxy) in sums.items():
+    for (goal, variation), values in sums.items():
+        c, conversions, x, x2, xy, r, r2, rx, rx2, rxy, d2, rd = values
         n = visitors.get(variation, 0)
         goals[goal][variation] = GoalCounts(
             converters=c,
             conversions=conversions,
             rate=Moments(n=n, sum_y=c, sum_y2=c, sum_x=x, sum_x2=x2, sum_xy=xy),
             revenue=Moments(n=n, sum_y=r, sum_y2=r2, sum_x=rx, sum_x2=rx2, sum_xy=rxy),
+            per_order=RatioMoments(
+                n=n, sum_m=r, sum_m2=r2, sum_d=conversions, sum_d2=d2, sum_md=rd
+            ),
         )
     sessions: dict[str, dict[str, int]] = defaultdict(dict)
     for name, variation, count in _rows(client, SESSIONS_SQL, params):
@@ -186,4 +193,5 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
 def empty_counts(n: int) -> GoalCounts:
     """A variation whose visitors never converted to the goal."""
     zero = Moments(n=n, sum_y=0, sum_y2=0)
-    return GoalCounts(converters=0, conversions=0, rate=zero, revenue=zero)
+    none = RatioMoments(n=n, sum_m=0, sum_m2=0, sum_d=0, sum_d2=0, sum_md=0)
+    return GoalCounts(converters=0, conversions=0, rate=zero, revenue=zero, per_order=none)

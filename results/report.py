@@ -64,6 +64,7 @@ def _goal(agg: Aggregates, goal: str, options: Options) -> dict[str, Any]:
             "rate": c.converters / n if n else None,
             "revenue_cents": c.revenue.sum_y,
             "revenue_per_visitor_cents": c.revenue.sum_y / n if n else None,
+            "revenue_per_order_cents": c.per_order.mean if c.conversions else None,
         }
         if variation != agg.control:
             rate = stats.compare_rates(base.converters, base.rate.n, c.converters, n, alpha=alpha)

@@ -79,7 +79,7 @@ def notes(goal: dict[str, Any], alpha: float) -> list[str]:
     """The lines under a goal's table: CUPED, Bayesian and power figures per variation."""
     lines = []
     for row in goal["variations"]:
-        lines += _cuped_note(row) + _bayes_note(row, alpha) + _power_note(row)
+        lines += _cuped_note(row) + _bayes_note(row, alpha) + _power_note(row) + _order_note(row)
     return lines
 
 
@@ -127,6 +127,18 @@ def _power_note(row: dict[str, Any]) -> list[str]:
         f"power {row['variation']}: MDE {_num(power['mde'] * 100, '.2f')}pp "
         f"({_num(power['mde_relative'] * 100, '.0f')}%) at {power['power']:.0%} power "
         f"after {_num(power['days_so_far'], '.0f')} days; {when}"
+    ]
+
+
+def _order_note(row: dict[str, Any]) -> list[str]:
+    order = row.get("per_order_vs_control")
+    if not order:
+        return []
+    return [
+        f"revenue per order {row['variation']}: ${_num(order['treatment'] / 100, ',.2f')} vs "
+        f"${_num(order['control'] / 100, ',.2f')} ({_num(order['relative'] * 100, '+.1f')}%, "
+        f"delta method), p {_num(order['p_value'], '.4f')}, adj p "
+        f"{_num(order.get('p_adjusted'), '.4f')}"
     ]
 
 

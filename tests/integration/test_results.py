@@ -152,6 +152,11 @@ def test_per_variation_numbers_are_exact(loaded: Client) -> None:
     # CUPED covariates: v01 (converted) and v03 (did not) converted before exposure.
     assert (one.rate.sum_x, one.rate.sum_x2, one.rate.sum_xy) == (2, 2, 1)
     assert (one.revenue.sum_x, one.revenue.sum_xy) == (1700, 1000 * 3000)
+    # Revenue per order (delta method): per visitor conversions D and revenue M, v01 2 and 3000;
+    # v04 1 and 4000 (stored twice, counted once), v05 2 and 0, v06 1 and 1200.
+    assert (one.per_order.sum_d, one.per_order.sum_d2, one.per_order.sum_md) == (2, 4, 6000)
+    assert (two.per_order.sum_d, two.per_order.sum_d2, two.per_order.sum_md) == (4, 6, 5200)
+    assert (two.per_order.sum_m, two.per_order.mean) == (5200, 1300)
     assert set(agg.goals[OTHER_GOAL]) == {"1"} and agg.goals[OTHER_GOAL]["1"].converters == 1
     assert agg.sessions == {"add": {"1": 1}, "view": {"1": 2, "2": 2}}
     day1, day2 = DAY1.date(), DAY2.date()

@@ -17,10 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
 from gbstats.frequentist.tests import FrequentistConfig, TwoSidedTTest
 from gbstats.models.statistics import (
     ProportionStatistic,
+    RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
     compute_theta,
@@ -45,6 +47,10 @@ MEANS = [((1000, 1000.0, 3000.0), (9000, 1150.0, 300.0)), ((500, 36.5, 80.0), (5
 CUPED = [((4000, 412, 412, 8000, 24000, 1300), (4000, 470, 470, 8050, 24500, 1380)),
          ((3000, 120000.0, 9.0e7, 100000.0, 7.0e7, 5.0e7),
           (3100, 131000.0, 9.6e7, 104000.0, 7.2e7, 5.3e7))]  # fmt: skip
+# revenue per order: (seed, visitors, share buying, extra orders per buyer, log basket)
+RATIOS = [((1, 5000, 0.08, 0.3, 8.2), (2, 5100, 0.09, 0.35, 8.25)),
+          ((3, 20000, 0.05, 0.2, 7.0), (4, 19500, 0.05, 0.2, 7.0)),
+          ((5, 800, 0.2, 1.0, 6.0), (6, 820, 0.15, 0.5, 6.3))]  # fmt: skip
 P_FAMILIES = [[0.01, 0.04, 0.03, 0.005], [0.2, 0.001, 0.049, 0.051, 0.6, 0.0001],
               [0.5, 0.5, 0.5], [0.012, 0.012, 0.3]]  # fmt: skip
 SRM = [([821588, 815482], [1, 1]), ([5030, 4970, 10000], [1, 1, 2]), ([5000, 3000], [1, 1]),
@@ -125,6 +131,34 @@ def cuped() -> list[dict[str, Any]]:
     return out
 
 
+def ratio_arms(seed: int, n: int, buy: float, orders: float, basket: float) -> dict[str, float]:
+    """Per-visitor orders (Poisson among buyers) and revenue (lognormal baskets), summed."""
+    rng = np.random.default_rng(seed)
+    d = np.where(rng.random(n) < buy, 1 + rng.poisson(orders, n), 0).astype(np.int64)
+    m = np.array([rng.lognormal(basket, 0.6, k).round().sum() for k in d], dtype=np.int64)
+    return {"n": n, "sum_m": int(m.sum()), "sum_m2": int((m * m).sum()), "sum_d": int(d.sum()),
+            "sum_d2": int((d * d).sum()), "sum_md": int((m * d).sum())}  # fmt: skip
+
+
+def ratios() -> list[dict[str, Any]]:
+    out = []
+    for c, t in RATIOS:
+        arms = [ratio_arms(*c), ratio_arms(*t)]
+        a, b = (
+            RatioStatistic(
+                n=x["n"],
+                m_statistic=SampleMeanStatistic(n=x["n"], sum=x["sum_m"], sum_squares=x["sum_m2"]),
+                d_statistic=SampleMeanStatistic(n=x["n"], sum=x["sum_d"], sum_squares=x["sum_d2"]),
+                m_d_sum_of_products=x["sum_md"],
+            )
+            for x in arms
+        )
+        r = TwoSidedTTest(a, b, FrequentistConfig(difference_type="absolute")).compute_result()
+        out.append({"control": arms[0], "treatment": arms[1], "difference": r.expected,
+                    "ci": list(r.ci), "p": r.p_value, "bayes": bayes_all(a, b)})  # fmt: skip
+    return out
+
+
 def corrections() -> list[dict[str, Any]]:
     return [
         {
@@ -173,6 +207,7 @@ def main() -> None:
         "rates": rates(),
         "means": means(),
         "cuped": cuped(),
+        "ratios": ratios(),
         "corrections": corrections(),
         "srm": srm(),
         "power": power(),

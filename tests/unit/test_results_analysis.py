@@ -11,6 +11,7 @@ from multidict import MultiDict
 from results import bayes, corrections, power, report, table
 from results.analysis import Options
 from results.query import Aggregates, Filters, GoalCounts
+from results.ratio import RatioMoments
 from results.stats import Moments
 from results.web import filters_from
 from schemas.settings import load_settings
@@ -59,7 +60,10 @@ def test_bayes_gives_nan_without_data_or_a_baseline() -> None:
 def counts(n: int, c: int) -> GoalCounts:
     rate = Moments(n=n, sum_y=c, sum_y2=c)
     revenue = Moments(n=n, sum_y=4000 * c, sum_y2=20_000_000 * c)
-    return GoalCounts(converters=c, conversions=c, rate=rate, revenue=revenue)
+    per_order = RatioMoments(
+        n=n, sum_m=revenue.sum_y, sum_m2=revenue.sum_y2, sum_d=c, sum_d2=c, sum_md=revenue.sum_y
+    )
+    return GoalCounts(converters=c, conversions=c, rate=rate, revenue=revenue, per_order=per_order)
 
 
 DAY = dt.date(2026, 12, 1)

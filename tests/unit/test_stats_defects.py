@@ -9,6 +9,7 @@ from scipy import stats as sps
 
 from results import report, stats
 from results.query import Aggregates, Filters, GoalCounts
+from results.ratio import RatioMoments
 from results.stats import Moments
 
 
@@ -52,7 +53,11 @@ def test_the_report_survives_a_registered_variation_without_visitors() -> None:
         rate = Moments(n=n, sum_y=c, sum_y2=c, sum_x=2 * c, sum_x2=4 * c, sum_xy=c)
         revenue = Moments(n=n, sum_y=100 * c, sum_y2=20_000 * c, sum_x=50 * c,
                           sum_x2=5_000 * c, sum_xy=9_000 * c)  # fmt: skip
-        return GoalCounts(converters=c, conversions=c, rate=rate, revenue=revenue)
+        per_order = RatioMoments(n=n, sum_m=revenue.sum_y, sum_m2=revenue.sum_y2, sum_d=c,
+                                 sum_d2=c, sum_md=revenue.sum_y)  # fmt: skip
+        return GoalCounts(
+            converters=c, conversions=c, rate=rate, revenue=revenue, per_order=per_order
+        )
 
     agg = Aggregates(
         tenant="1", experiment="2", registered=True, control="a",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from results import bayes, corrections, power, stats
+from results import bayes, corrections, power, ratio, stats
 from results.stats import Moments
 
 REFERENCE = json.loads(
@@ -100,3 +100,16 @@ def test_mde_matches_statsmodels_normal_power(case: dict[str, Any]) -> None:
         1.0, var, case["n_c"], var, case["n_t"], 7, alpha=case["alpha"], power=case["power"]
     )
     assert result.mde == close(case["mde"])
+
+
+@pytest.mark.parametrize("case", REFERENCE["ratios"], ids=lambda c: str(c["control"]["n"]))
+def test_ratio_metrics_match_gbstats_delta_method(case: dict[str, Any]) -> None:
+    control = ratio.RatioMoments(**case["control"])
+    treatment = ratio.RatioMoments(**case["treatment"])
+    result = ratio.compare(control, treatment)
+    assert result.difference == close(case["difference"]) and result.p_value == close(case["p"])
+    ci = result.difference_ci
+    assert [ci.low, ci.high] == [close(v) for v in case["ci"]]
+    check_bayes(
+        ratio.compare(control, treatment, prior=PRIOR).bayesian, result.bayesian, case["bayes"]
+    )
