@@ -29,6 +29,8 @@ class Filters:
     device_type: str = ""
     include_bots: bool = False
     include_multi: bool = False
+    cap_cents: int = 0  # revenue per visitor capped at this (0: no absolute cap)
+    cap_percentile: float = 0.0  # ... or at this quantile of the goal's converters (0: none)
 
     @classmethod
     def parse_slices(cls, pairs: Iterable[str], **kwargs: Any) -> Filters:
@@ -43,7 +45,10 @@ class Filters:
                 device = value
             else:
                 dims.append((key, value))
-        return cls(slice=tuple(dims), device_type=device, **kwargs)
+        filters = cls(slice=tuple(dims), device_type=device, **kwargs)
+        if filters.cap_cents < 0 or not 0 <= filters.cap_percentile < 1:
+            raise ValueError("caps: cents must be 0 (none) or more, percentile in [0, 1)")
+        return filters
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +57,8 @@ class Filters:
             | ({DEVICE_KEY: self.device_type} if self.device_type else {}),
             "include_bots": self.include_bots,
             "include_multi": self.include_multi,
+            "cap_cents": self.cap_cents,
+            "cap_percentile": self.cap_percentile,
         }
 
 
@@ -78,6 +85,7 @@ class Aggregates:
     sessions: dict[str, dict[str, int]]  # event name -> variation -> sessions with it
     daily_exposed: dict[str, dict[dt.date, int]] = field(default_factory=dict)  # v -> day -> n
     daily_converted: dict[str, dict[str, dict[dt.date, int]]] = field(default_factory=dict)
+    caps: dict[str, int] = field(default_factory=dict)  # goal -> percentile cap in cents
 
     @property
     def variations(self) -> list[str]:
@@ -103,13 +111,24 @@ EXPOSURES_SQL = f"""SELECT variation_id, toDate(first_exposure_at) AS day, count
   countIf(is_bot = 1), countIf(is_multi = 1)
 FROM results_exposures WHERE {_FILTER} GROUP BY variation_id, day ORDER BY variation_id, day"""
 
+# The percentile cap of each goal: the quantile of revenue per converting visitor (after exposure).
+CAPS_SQL = f"""SELECT goal_id, toInt64(floor(quantileExact({{percentile:Float64}})(revenue_cents)))
+FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL} AND converted = 1
+GROUP BY goal_id ORDER BY goal_id"""
+
 # Per goal, variation and day of first conversion after exposure (NULL: none, only before).
-GOALS_SQL = f"""SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NULL)
+# Revenue per visitor, before and after exposure, is capped at the goal's percentile cap, else
+# at the absolute cap (cap -1: none).
+GOALS_SQL = f"""WITH indexOf({{cap_goals:Array(String)}}, goal_id) AS cap_index,
+  toInt128(if(cap_index = 0, if({{cap_all:Int64}} > 0, {{cap_all:Int64}}, -1),
+               {{cap_values:Array(Int64)}}[cap_index])) AS cap,
+  if(cap < 0, revenue_cents, least(revenue_cents, cap)) AS rev,
+  if(cap < 0, pre_revenue_cents, least(pre_revenue_cents, cap)) AS pre_rev
+SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NULL)
   AS day, countIf(converted = 1), sum(conversions),
   sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * converted),
-  sum(revenue_cents), sum(revenue_cents * revenue_cents), sum(pre_revenue_cents),
-  sum(pre_revenue_cents * pre_revenue_cents), sum(pre_revenue_cents * revenue_cents),
-  sum(conversions * conversions), sum(conversions * revenue_cents)
+  sum(rev), sum(rev * rev), sum(pre_rev), sum(pre_rev * pre_rev), sum(pre_rev * rev),
+  sum(conversions * conversions), sum(conversions * rev)
 FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
 GROUP BY goal_id, variation_id, day ORDER BY goal_id, variation_id, day"""
 
@@ -118,7 +137,10 @@ FROM results_sessions WHERE {_FILTER} AND {_KEEP}
 GROUP BY event_name, variation_id ORDER BY event_name, variation_id"""
 
 
-def parameters(tenant: str, experiment: str, filters: Filters) -> dict[str, Any]:
+def parameters(
+    tenant: str, experiment: str, filters: Filters, caps: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    caps = caps or {}
     return {
         "tenant": tenant,
         "experiment": experiment,
@@ -128,7 +150,22 @@ def parameters(tenant: str, experiment: str, filters: Filters) -> dict[str, Any]
         "bots": int(filters.include_bots),
         "multi": int(filters.include_multi),
         "goals": list(filters.goals),
+        "percentile": filters.cap_percentile,
+        "cap_all": filters.cap_cents,
+        "cap_goals": list(caps),
+        "cap_values": list(caps.values()),
     }
+
+
+def caps(client: Client, params: Mapping[str, Any], filters: Filters) -> dict[str, int]:
+    """goal -> its percentile cap of revenue per visitor in cents (the lower of it and the
+    absolute cap when both are set); empty without a percentile cap."""
+    if not filters.cap_percentile > 0:
+        return {}
+    found = {str(g): int(c) for g, c in _rows(client, CAPS_SQL, params)}
+    if filters.cap_cents > 0:
+        found = {g: min(c, filters.cap_cents) for g, c in found.items()}
+    return found
 
 
 def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -136,8 +173,10 @@ def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any
 
 
 def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggregates:
-    """Every aggregate the report needs, from four queries."""
+    """Every aggregate the report needs, from four queries (five with a percentile cap)."""
     params = parameters(tenant, experiment, filters)
+    goal_caps = caps(client, params, filters)
+    params = parameters(tenant, experiment, filters, goal_caps)
     registry = _rows(client, REGISTRY_SQL, params)
     weights = {str(v): float(w) for v, _, w in registry}
     control = next((str(v) for v, c, _ in registry if c), "")
@@ -187,6 +226,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         sessions=dict(sessions),
         daily_exposed=dict(exposed),
         daily_converted={g: dict(v) for g, v in converted.items()},
+        caps=goal_caps,
     )
 
 

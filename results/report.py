@@ -2,12 +2,15 @@
 
 hitstream results 87654321 --tenant 1234567 [--goal 555] [--slice device_type=mobile]
     [--slice 983745985=gc] [--include-bots] [--include-multi] [--alpha 0.05]
-    [--correction holm|bh|none] [--prior-sd 0.3] [--target-lift 0.05] [--power 0.8] [--json]
+    [--correction holm|bh|none] [--prior-sd 0.3] [--target-lift 0.05] [--power 0.8]
+    [--cap-cents 50000] [--cap-percentile 0.99] [--json]
 
 Per variation versus the control: frequentist (z-test, Welch, always-valid mSPRT, CUPED) with
 p-values adjusted across variations x goals (--correction), Bayesian (chance to beat control,
 risk, credible interval; flat prior unless --prior-sd), and power (the minimum detectable
-effect today, and the days to detect --target-lift at today's traffic).
+effect today, and the days to detect --target-lift at today's traffic). Revenue per visitor can
+be capped (winsorized) at an absolute amount or at a percentile of the goal's converters,
+computed in ClickHouse.
 
 examples:
   hitstream results 87654321 --tenant 1234567
@@ -18,6 +21,8 @@ examples:
   hitstream results 87654321 --tenant 1234567 --correction bh
   hitstream results 87654321 --tenant 1234567 --correction none --prior-sd 0.3
   hitstream results 87654321 --tenant 1234567 --target-lift 0.1 --power 0.9
+  hitstream results 87654321 --tenant 1234567 --cap-percentile 0.99
+  hitstream results 87654321 --tenant 1234567 --cap-cents 50000 --goal 555
 """
 
 from __future__ import annotations
@@ -123,6 +128,11 @@ def analyse(agg: Aggregates, filters: Filters, options: Options | None = None) -
         "alpha": options.alpha,
         "options": options.as_dict(),
         "filters": filters.as_dict(),
+        "capping": {
+            "cap_cents": filters.cap_cents,
+            "percentile": filters.cap_percentile,
+            "caps": agg.caps,
+        },
         "excluded": {
             "bots": 0 if filters.include_bots else agg.bots,
             "multi": 0 if filters.include_multi else agg.multi,
@@ -193,6 +203,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     parser.add_argument("--include-bots", action="store_true", help="keep bot visitors")
     parser.add_argument("--include-multi", action="store_true", help="multi-variation visitors")
+    parser.add_argument(
+        "--cap-cents", type=int, default=0, help="cap revenue per visitor at this many cents"
+    )
+    parser.add_argument(
+        "--cap-percentile",
+        type=float,
+        default=0.0,
+        help="cap revenue per visitor at this quantile of the goal's converters (0.99)",
+    )
     parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="test level (0.05)")
     parser.add_argument(
         "--correction",
@@ -234,6 +253,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             goals=tuple(args.goal),
             include_bots=args.include_bots,
             include_multi=args.include_multi,
+            cap_cents=args.cap_cents,
+            cap_percentile=args.cap_percentile,
         )
         options = Options.from_settings(
             settings, alpha=args.alpha, correction=args.correction, prior_sd=args.prior_sd,

@@ -70,6 +70,13 @@ def summary(doc: dict[str, Any]) -> list[str]:
     lines = [head + ("" if doc["registered"] else " (not in the registry: control guessed)")]
     excluded = doc["excluded"]
     lines.append(f"excluded: {excluded['bots']} bot visitors, {excluded['multi']} multi-variation")
+    capping = doc.get("capping") or {}
+    if capping.get("percentile"):
+        caps = ", ".join(f"goal {g} ${c / 100:,.2f}" for g, c in capping["caps"].items())
+        lines.append(f"revenue per visitor capped at the {capping['percentile']:.3g} quantile of "
+                     f"converters: {caps or 'no converters'}")  # fmt: skip
+    elif capping.get("cap_cents"):
+        lines.append(f"revenue per visitor capped at ${capping['cap_cents'] / 100:,.2f}")
     if doc["filters"]["slice"]:
         lines.append("slice: " + ", ".join(f"{k}={v}" for k, v in doc["filters"]["slice"].items()))
     return lines

@@ -2,6 +2,7 @@
 
 GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&include_multi=1
         &alpha=0.05&correction=holm|bh|none&prior_sd=0.3&target_lift=0.05&power=0.8
+        &cap_cents=50000&cap_percentile=0.99
     the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
 GET /results/{tenant}/{experiment}?...   the same as an HTML page: the table and, per goal,
     the cumulative conversion rate per variation by day (inline SVG, no script, no CDN)
@@ -51,6 +52,8 @@ def filters_from(query: Any, settings: Settings) -> tuple[Filters, Options]:
         goals=goals,
         include_bots=query.get("include_bots", "").lower() in _TRUE,
         include_multi=query.get("include_multi", "").lower() in _TRUE,
+        cap_cents=int(query.get("cap_cents", 0)),
+        cap_percentile=float(query.get("cap_percentile", 0)),
     )
     return filters, options
 

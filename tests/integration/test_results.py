@@ -164,6 +164,32 @@ def test_per_variation_numbers_are_exact(loaded: Client) -> None:
     assert agg.daily_converted[GOAL] == {"1": {day1: 1}, "2": {day1: 1, day2: 2}}
 
 
+def test_capping_in_clickhouse(loaded: Client) -> None:
+    # Revenue per converting visitor of GOAL: v01 3000 (control); v04 4000, v05 0, v06 1200.
+    median = read(loaded, TENANT, EXPERIMENT, Filters(cap_percentile=0.5))
+    assert median.caps == {
+        GOAL: 3000,
+        OTHER_GOAL: 0,
+    }  # quantileExact: 3000 of [0, 1200, 3000, 4000]
+    one, two = median.goals[GOAL]["1"], median.goals[GOAL]["2"]
+    assert (one.revenue.sum_y, two.revenue.sum_y) == (3000, 3000 + 0 + 1200)
+    assert two.revenue.sum_y2 == 3000**2 + 1200**2 and two.per_order.sum_md == 3000 + 1200
+    assert (one.revenue.sum_x, one.revenue.sum_xy) == (1700, 1000 * 3000)  # pre: under the cap
+    absolute = read(loaded, TENANT, EXPERIMENT, Filters(cap_cents=2000))
+    assert absolute.caps == {}
+    one, two = absolute.goals[GOAL]["1"], absolute.goals[GOAL]["2"]
+    assert (one.revenue.sum_y, two.revenue.sum_y, two.revenue.sum_y2) == (
+        2000,
+        3200,
+        2000**2 + 1200**2,
+    )
+    both = read(loaded, TENANT, EXPERIMENT, Filters(cap_cents=2000, cap_percentile=0.5))
+    assert both.caps == {GOAL: 2000, OTHER_GOAL: 0}
+    assert both.goals[GOAL]["2"].revenue.sum_y == 3200
+    doc = analyse(median, Filters(cap_percentile=0.5))
+    assert doc["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
+
+
 def test_flags_and_slices(loaded: Client) -> None:
     everyone = read(loaded, TENANT, EXPERIMENT, Filters(include_bots=True, include_multi=True))
     assert everyone.visitors == {"1": 4, "2": 4}  # v07 counts in its first variation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -133,3 +134,13 @@ def test_results_help_has_an_example_of_every_option() -> None:
         a.option_strings[-1] for a in parser._actions if a.option_strings and a.dest != "help"
     }
     assert options - used == set()
+
+
+def test_the_table_names_the_caps() -> None:
+    capped = dataclasses.replace(AGG, caps={"g1": 12_345, "g2": 99})
+    text = report.render(report.analyse(capped, Filters(cap_percentile=0.99)))
+    assert "capped at the 0.99 quantile of converters: goal g1 $123.45, goal g2 $0.99" in text
+    text = report.render(report.analyse(AGG, Filters(cap_cents=50_000)))
+    assert "revenue per visitor capped at $500.00" in text
+    with pytest.raises(ValueError, match="caps"):
+        Filters.parse_slices([], cap_percentile=1.5)
