@@ -27,6 +27,8 @@ class Options:
     prior_sd: float = 0.0  # on the relative lift; 0: flat
     target_lift: float = power.TARGET_LIFT
     power: float = power.POWER
+    by: str = ""  # slices: device_type, browser or a dimension key ("": none)
+    top: int = 5  # slices: the values with the most visitors, the rest as "other"
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Options:
@@ -49,6 +51,8 @@ class Options:
             raise ValueError("target lift must be more than 0")
         if not 0 < self.power < 1:
             raise ValueError("power must be between 0 and 1")
+        if self.top < 1:
+            raise ValueError("top must be 1 or more")
 
     @property
     def prior(self) -> bayes.Prior:

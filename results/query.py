@@ -17,6 +17,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from results.ratio import RatioMoments
+from results.slices import SliceCounts
 from results.stats import Moments
 
 DEVICE_KEY = "device_type"
@@ -137,6 +138,22 @@ FROM results_sessions WHERE {_FILTER} AND {_KEEP}
 GROUP BY event_name, variation_id ORDER BY event_name, variation_id"""
 
 
+# Slices (`hitstream results --by`): the device type, the browser family of the first exposure's
+# user agent, or any dimension key.
+BROWSER_SQL = """multiIf(match(user_agent, 'Edg(e|A|iOS)?/'), 'Edge',
+  match(user_agent, 'OPR/|Opera'), 'Opera', match(user_agent, 'SamsungBrowser/'), 'Samsung',
+  match(user_agent, 'Firefox/|FxiOS/'), 'Firefox', match(user_agent, 'Chrome/|CriOS/|Chromium/'),
+  'Chrome', match(user_agent, 'Safari/'), 'Safari', 'other')"""
+_BY = f"""multiIf({{by:String}} = 'device_type', device_type, {{by:String}} = 'browser',
+  {BROWSER_SQL}, dimensions[{{by:String}}])"""
+SLICE_EXPOSURES_SQL = f"""SELECT {_BY} AS value, variation_id, countIf({_KEEP}) AS kept
+FROM results_exposures WHERE {_FILTER} GROUP BY value, variation_id HAVING kept > 0"""
+SLICE_GOALS_SQL = f"""SELECT {_BY} AS value, goal_id, variation_id, countIf(converted = 1)
+FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
+GROUP BY value, goal_id, variation_id"""
+NO_VALUE = "(none)"
+
+
 def parameters(
     tenant: str, experiment: str, filters: Filters, caps: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
@@ -228,6 +245,26 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         daily_converted={g: dict(v) for g, v in converted.items()},
         caps=goal_caps,
     )
+
+
+def read_slices(
+    client: Client, tenant: str, experiment: str, filters: Filters, by: str
+) -> dict[str, SliceCounts]:
+    """Visitors and converters per value of `by` (device_type, browser or a dimension key)."""
+    params = parameters(tenant, experiment, filters) | {"by": by}
+    visitors: dict[str, dict[str, int]] = defaultdict(dict)
+    for value, variation, kept in _rows(client, SLICE_EXPOSURES_SQL, params):
+        visitors[str(value) or NO_VALUE][str(variation)] = int(kept)
+    converters: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for value, goal, variation, count in _rows(client, SLICE_GOALS_SQL, params):
+        if count:
+            converters[str(value) or NO_VALUE][str(goal)][str(variation)] = int(count)
+    return {
+        value: SliceCounts(
+            visitors=per, converters={g: dict(c) for g, c in converters[value].items()}
+        )
+        for value, per in visitors.items()
+    }
 
 
 def empty_counts(n: int) -> GoalCounts:

@@ -3,14 +3,15 @@
 hitstream results 87654321 --tenant 1234567 [--goal 555] [--slice device_type=mobile]
     [--slice 983745985=gc] [--include-bots] [--include-multi] [--alpha 0.05]
     [--correction holm|bh|none] [--prior-sd 0.3] [--target-lift 0.05] [--power 0.8]
-    [--cap-cents 50000] [--cap-percentile 0.99] [--json]
+    [--cap-cents 50000] [--cap-percentile 0.99] [--by device_type|browser|KEY [--top 5]] [--json]
 
 Per variation versus the control: frequentist (z-test, Welch, always-valid mSPRT, CUPED) with
 p-values adjusted across variations x goals (--correction), Bayesian (chance to beat control,
 risk, credible interval; flat prior unless --prior-sd), and power (the minimum detectable
 effect today, and the days to detect --target-lift at today's traffic). Revenue per visitor can
 be capped (winsorized) at an absolute amount or at a percentile of the goal's converters,
-computed in ClickHouse.
+computed in ClickHouse. --by breaks the results down by the device type, the browser family
+or a dimension: the top values by visitors plus "other", each with its own sample-ratio check.
 
 examples:
   hitstream results 87654321 --tenant 1234567
@@ -23,6 +24,9 @@ examples:
   hitstream results 87654321 --tenant 1234567 --target-lift 0.1 --power 0.9
   hitstream results 87654321 --tenant 1234567 --cap-percentile 0.99
   hitstream results 87654321 --tenant 1234567 --cap-cents 50000 --goal 555
+  hitstream results 87654321 --tenant 1234567 --by device_type
+  hitstream results 87654321 --tenant 1234567 --by browser --top 3
+  hitstream results 87654321 --tenant 1234567 --by 983745985 --top 10 --goal 555
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ from typing import Any, TextIO
 import orjson
 
 from deploy.clickhouse_client import connect
-from results import corrections, power, stats
+from results import corrections, power, slices, stats
 from results.analysis import Options, correct, days_of_traffic, extend_row
-from results.query import Aggregates, Filters, GoalCounts, empty_counts, read
+from results.query import Aggregates, Filters, GoalCounts, empty_counts, read, read_slices
+from results.slices import SliceCounts
 from results.table import render
 from schemas.settings import Settings
 
@@ -105,7 +110,12 @@ def daily(agg: Aggregates, goal: str) -> list[dict[str, Any]]:
     return out
 
 
-def analyse(agg: Aggregates, filters: Filters, options: Options | None = None) -> dict[str, Any]:
+def analyse(
+    agg: Aggregates,
+    filters: Filters,
+    options: Options | None = None,
+    slice_counts: dict[str, SliceCounts] | None = None,
+) -> dict[str, Any]:
     """The results document: what `--json` prints and `GET /api/results/...` returns."""
     options = options or Options()
     planned = [v for v in agg.variations if v in agg.weights] if agg.registered else agg.variations
@@ -120,6 +130,13 @@ def analyse(agg: Aggregates, filters: Filters, options: Options | None = None) -
                "mismatch": False, "error": str(exc)}  # fmt: skip
     goals = [_goal(agg, g, options) for g in sorted(set(agg.goals) | set(filters.goals))]
     correct(goals, options.correction)
+    by_slice = None
+    if options.by and slice_counts is not None:
+        by_slice = slices.analyse(
+            slice_counts, by=options.by, n=options.top, variations=agg.variations,
+            control=agg.control, weights=agg.weights if agg.registered else {},
+            goals=[g["goal"] for g in goals], alpha=options.alpha, correction=options.correction,
+        )  # fmt: skip
     return {
         "tenant": agg.tenant,
         "experiment": agg.experiment,
@@ -152,6 +169,7 @@ def analyse(agg: Aggregates, filters: Filters, options: Options | None = None) -
             {"event": name, "sessions": {v: per.get(v, 0) for v in agg.variations}}
             for name, per in sorted(agg.sessions.items())
         ],
+        "slices": by_slice,
     }
 
 
@@ -233,6 +251,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument(
         "--power", type=float, help=f"power of the MDE and days figures ({power.POWER})"
     )
+    parser.add_argument(
+        "--by",
+        default="",
+        help="results by slice: device_type, browser or a dimension key, each with its own SRM",
+    )
+    parser.add_argument(
+        "--top", type=int, default=5, help="slices: the N values with the most visitors (5)"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
 
 
@@ -241,7 +267,9 @@ def document(
 ) -> dict[str, Any]:
     client = connect(settings)
     try:
-        return analyse(read(client, tenant, experiment, filters), filters, options)
+        agg = read(client, tenant, experiment, filters)
+        by = read_slices(client, tenant, experiment, filters, options.by) if options.by else None
+        return analyse(agg, filters, options, by)
     finally:
         client.close()
 
@@ -258,7 +286,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         options = Options.from_settings(
             settings, alpha=args.alpha, correction=args.correction, prior_sd=args.prior_sd,
-            target_lift=args.target_lift, power=args.power,
+            target_lift=args.target_lift, power=args.power, by=args.by, top=args.top,
         )  # fmt: skip
         options.check()
     except ValueError as exc:

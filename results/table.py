@@ -168,6 +168,30 @@ def footer(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def slice_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per slice value: visitors, its own SRM, and per goal each rate and lift."""
+    by = doc.get("slices")
+    if not by:
+        return []
+    lines = [f"by {by['by']} (top {by['top']} by visitors; adj p across slices x variations x "
+             "goals):"]  # fmt: skip
+    for s in by["values"]:
+        srm = s["srm"]
+        verdict = "SRM MISMATCH" if srm["mismatch"] else f"SRM p {_num(srm['p_value'], '.3g')}"
+        visitors = " / ".join(f"{n:,}" for n in s["visitors"].values())
+        parts = []
+        for goal, rows in s["goals"].items():
+            rates = " / ".join(
+                _num(r["rate"] and r["rate"] * 100, ".2f") + "%"
+                + (f" ({_num(r['relative'] * 100, '+.0f')}%, p {_num(r['p_value'], '.3f')}, "
+                   f"adj {_num(r.get('p_adjusted'), '.3f')})" if "p_value" in r else "")
+                for r in rows
+            )  # fmt: skip
+            parts.append(f"goal {goal}: {rates}")
+        lines.append(f"  {s['value']}: visitors {visitors}, {verdict}; " + "; ".join(parts))
+    return lines
+
+
 def render(doc: dict[str, Any]) -> str:
     """The readable table."""
     lines = summary(doc)
@@ -175,4 +199,6 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["", f"goal {goal['goal']}", _line(headers(doc["alpha"]))]
         lines += [_line(cells(row, doc["control"])) for row in goal["variations"]]
         lines += ["  " + note for note in notes(goal, doc["alpha"])]
+    if by := slice_lines(doc):
+        lines += ["", *by]
     return "\n".join([*lines, "", *footer(doc)])

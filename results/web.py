@@ -2,7 +2,7 @@
 
 GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&include_multi=1
         &alpha=0.05&correction=holm|bh|none&prior_sd=0.3&target_lift=0.05&power=0.8
-        &cap_cents=50000&cap_percentile=0.99
+        &cap_cents=50000&cap_percentile=0.99&by=device_type&top=5
     the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
 GET /results/{tenant}/{experiment}?...   the same as an HTML page: the table and, per goal,
     the cumulative conversion rate per variation by day (inline SVG, no script, no CDN)
@@ -23,9 +23,9 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
 from results.analysis import Options
-from results.query import Filters, read
+from results.query import Filters, read, read_slices
 from results.report import analyse, to_json
-from results.table import COLUMNS, cells, footer, headers, notes, summary
+from results.table import COLUMNS, cells, footer, headers, notes, slice_lines, summary
 from schemas.settings import Settings, load_settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -44,7 +44,8 @@ def filters_from(query: Any, settings: Settings) -> tuple[Filters, Options]:
     options = Options.from_settings(
         settings, alpha=_float(query, "alpha"), correction=query.get("correction"),
         prior_sd=_float(query, "prior_sd"), target_lift=_float(query, "target_lift"),
-        power=_float(query, "power"),
+        power=_float(query, "power"), by=query.get("by"),
+        top=int(query["top"]) if "top" in query else None,
     )  # fmt: skip
     options.check()
     filters = Filters.parse_slices(
@@ -66,7 +67,10 @@ async def _document(request: web.Request) -> dict[str, Any]:
     tenant, experiment = request.match_info["tenant"], request.match_info["experiment"]
     client = request.app[CLIENT]
     aggregates = await asyncio.to_thread(read, client, tenant, experiment, filters)
-    return analyse(aggregates, filters, options)
+    by = None
+    if options.by:
+        by = await asyncio.to_thread(read_slices, client, tenant, experiment, filters, options.by)
+    return analyse(aggregates, filters, options, by)
 
 
 async def api(request: web.Request) -> web.Response:
@@ -114,6 +118,7 @@ svg {{ background: #fff; border: 1px solid #ddd; }}
 <body><h1>{html.escape(title)}</h1>
 {_paragraphs(summary(doc)[1:])}
 {"".join(goals)}
+{_paragraphs(slice_lines(doc))}
 <div class="note">{_paragraphs(footer(doc))}</div>
 <p><a href="/api/results/{_path(doc)}">JSON</a></p>
 </body></html>

@@ -27,7 +27,8 @@ from deploy import services
 from deploy.ports import free_port, wait_until
 from hitstream import cli
 from results import stats
-from results.query import Filters, read
+from results.analysis import Options
+from results.query import Filters, read, read_slices
 from results.report import analyse, to_json
 from results.web import COLORS
 from schemas.settings import Settings, to_environ
@@ -188,6 +189,33 @@ def test_capping_in_clickhouse(loaded: Client) -> None:
     assert both.goals[GOAL]["2"].revenue.sum_y == 3200
     doc = analyse(median, Filters(cap_percentile=0.5))
     assert doc["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
+
+
+def test_results_by_slice(loaded: Client) -> None:
+    by_device = read_slices(loaded, TENANT, EXPERIMENT, Filters(), "device_type")
+    assert {v: c.visitors for v, c in by_device.items()} == {
+        "mobile": {"1": 2, "2": 1},
+        "desktop": {"1": 1, "2": 2},
+    }
+    assert by_device["mobile"].converters == {GOAL: {"1": 1, "2": 1}}
+    assert by_device["desktop"].converters == {GOAL: {"2": 2}, OTHER_GOAL: {"1": 1}}
+    by_s1 = read_slices(loaded, TENANT, EXPERIMENT, Filters(), "s1")
+    assert {v: c.visitors for v, c in by_s1.items()} == {
+        "gc": {"1": 1, "2": 1},
+        "(none)": {"1": 2, "2": 2},
+    }
+    browsers = read_slices(loaded, TENANT, EXPERIMENT, Filters(include_bots=True), "browser")
+    assert {v: c.visitors for v, c in browsers.items()} == {
+        "Firefox": {"1": 3, "2": 3},
+        "other": {"2": 1},  # Googlebot: no browser family
+    }
+    options = Options(by="device_type", top=1)
+    doc = analyse(read(loaded, TENANT, EXPERIMENT, Filters()), Filters(), options, by_device)
+    values = doc["slices"]["values"]
+    assert [s["value"] for s in values] == ["desktop", "other"]  # 3 visitors each: by name
+    assert values[1]["visitors"] == {"1": 2, "2": 1} and values[0]["srm"]["mismatch"] is False
+    [two] = [r for r in values[0]["goals"][GOAL] if r["variation"] == "2"]
+    assert (two["converters"], two["rate"]) == (2, 1.0) and "p_adjusted" in two
 
 
 def test_flags_and_slices(loaded: Client) -> None:

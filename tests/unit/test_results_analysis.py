@@ -9,10 +9,11 @@ import math
 import pytest
 from multidict import MultiDict
 
-from results import bayes, corrections, power, report, table
+from results import bayes, corrections, power, report, slices, table
 from results.analysis import Options
 from results.query import Aggregates, Filters, GoalCounts
 from results.ratio import RatioMoments
+from results.slices import SliceCounts
 from results.stats import Moments
 from results.web import filters_from
 from schemas.settings import load_settings
@@ -144,3 +145,29 @@ def test_the_table_names_the_caps() -> None:
     assert "revenue per visitor capped at $500.00" in text
     with pytest.raises(ValueError, match="caps"):
         Filters.parse_slices([], cap_percentile=1.5)
+
+
+def test_slices_keep_the_top_values_and_sum_the_rest_into_other() -> None:
+    counts = {
+        "mobile": SliceCounts(
+            visitors={"a": 500, "b": 700, "c": 600}, converters={"g1": {"a": 25, "b": 49}}
+        ),
+        "desktop": SliceCounts(
+            visitors={"a": 300, "b": 310, "c": 305}, converters={"g1": {"a": 9}}
+        ),
+        "tablet": SliceCounts(visitors={"a": 20, "b": 18}, converters={"g1": {"b": 2}}),
+        "tv": SliceCounts(visitors={"a": 2}, converters={}),
+    }
+    kept = slices.top(counts, 2)
+    assert list(kept) == ["mobile", "desktop", "other"]
+    assert kept["other"] == SliceCounts(visitors={"a": 22, "b": 18}, converters={"g1": {"b": 2}})
+    doc = report.analyse(AGG, Filters(), Options(by="device_type", top=2), counts)
+    values = doc["slices"]["values"]
+    assert values[0]["srm"]["mismatch"]  # 500 / 700 / 600 on a 1:1:1 plan
+    assert not values[1]["srm"]["mismatch"]
+    [b] = [r for r in values[0]["goals"]["g1"] if r["variation"] == "b"]
+    assert b["rate"] == pytest.approx(0.07) and b["p_value"] <= b["p_adjusted"]
+    text = report.render(doc)
+    assert (
+        "by device_type (top 2" in text and "mobile: visitors 500 / 700 / 600, SRM MISMATCH" in text
+    )
