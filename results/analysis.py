@@ -109,3 +109,25 @@ def correct(goals: list[dict[str, Any]], method: str) -> None:
         adjusted = corrections.adjust([c["p_value"] for c in cells], method)
         for cell, p in zip(cells, adjusted, strict=True):
             cell["p_adjusted"] = p
+
+
+GUARDED = {"rate_vs_control": "conversion rate", "revenue_vs_control": "revenue per visitor"}
+
+
+def flag_guardrails(goals: list[dict[str, Any]], guardrails: dict[str, bool], alpha: float) -> None:
+    """Mark guardrail goals, and on each variation the metrics it makes significantly worse
+    (two-sided p below alpha, not adjusted: a guardrail errs on the side of raising the alarm)."""
+    for goal in goals:
+        if goal["goal"] not in guardrails:
+            goal["guardrail"] = None
+            continue
+        up = guardrails[goal["goal"]]
+        goal["guardrail"] = {"higher_is_better": up}
+        for row in goal["variations"]:
+            if "rate_vs_control" not in row:
+                continue
+            row["guardrail_degraded"] = [
+                name
+                for key, name in GUARDED.items()
+                if row[key]["p_value"] < alpha and (row[key]["difference"] < 0) == up
+            ]

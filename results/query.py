@@ -87,6 +87,7 @@ class Aggregates:
     daily_exposed: dict[str, dict[dt.date, int]] = field(default_factory=dict)  # v -> day -> n
     daily_converted: dict[str, dict[str, dict[dt.date, int]]] = field(default_factory=dict)
     caps: dict[str, int] = field(default_factory=dict)  # goal -> percentile cap in cents
+    guardrails: dict[str, bool] = field(default_factory=dict)  # goal -> higher is better
 
     @property
     def variations(self) -> list[str]:
@@ -106,6 +107,11 @@ _GOAL = "(empty({goals:Array(String)}) OR has({goals:Array(String)}, goal_id))"
 REGISTRY_SQL = """SELECT variation_id, argMax(is_control, updated_at), argMax(weight, updated_at)
 FROM experiments WHERE tenant = {tenant:String} AND experiment_id = {experiment:String}
 GROUP BY variation_id HAVING argMax(deleted, updated_at) = 0 ORDER BY variation_id"""
+
+GUARDRAILS_SQL = """SELECT goal_id, argMax(higher_is_better, updated_at) FROM experiment_goals
+WHERE tenant = {tenant:String} AND experiment_id = {experiment:String}
+GROUP BY goal_id HAVING argMax(deleted, updated_at) = 0 AND argMax(role, updated_at) = 'guardrail'
+ORDER BY goal_id"""
 
 # Per variation and day of first exposure (the report sums the days; the chart accumulates them).
 EXPOSURES_SQL = f"""SELECT variation_id, toDate(first_exposure_at) AS day, countIf({_KEEP}),
@@ -190,11 +196,12 @@ def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any
 
 
 def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggregates:
-    """Every aggregate the report needs, from four queries (five with a percentile cap)."""
+    """Every aggregate the report needs, from five queries (six with a percentile cap)."""
     params = parameters(tenant, experiment, filters)
     goal_caps = caps(client, params, filters)
     params = parameters(tenant, experiment, filters, goal_caps)
     registry = _rows(client, REGISTRY_SQL, params)
+    guardrails = {str(g): bool(up) for g, up in _rows(client, GUARDRAILS_SQL, params)}
     weights = {str(v): float(w) for v, _, w in registry}
     control = next((str(v) for v, c, _ in registry if c), "")
     visitors: dict[str, int] = defaultdict(int)
@@ -244,6 +251,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         daily_exposed=dict(exposed),
         daily_converted={g: dict(v) for g, v in converted.items()},
         caps=goal_caps,
+        guardrails=guardrails,
     )
 
 

@@ -45,7 +45,7 @@ import orjson
 
 from deploy.clickhouse_client import connect
 from results import corrections, power, slices, stats
-from results.analysis import Options, correct, days_of_traffic, extend_row
+from results.analysis import Options, correct, days_of_traffic, extend_row, flag_guardrails
 from results.query import Aggregates, Filters, GoalCounts, empty_counts, read, read_slices
 from results.slices import SliceCounts
 from results.table import render
@@ -128,8 +128,10 @@ def analyse(
     except stats.InvalidAggregates as exc:  # e.g. every registered weight is 0
         srm = {"observed": [], "expected": [], "statistic": math.nan, "p_value": math.nan,
                "mismatch": False, "error": str(exc)}  # fmt: skip
-    goals = [_goal(agg, g, options) for g in sorted(set(agg.goals) | set(filters.goals))]
+    names = set(agg.goals) | set(filters.goals) | (set() if filters.goals else set(agg.guardrails))
+    goals = [_goal(agg, g, options) for g in sorted(names)]
     correct(goals, options.correction)
+    flag_guardrails(goals, agg.guardrails, options.alpha)
     by_slice = None
     if options.by and slice_counts is not None:
         by_slice = slices.analyse(

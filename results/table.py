@@ -82,9 +82,23 @@ def summary(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def goal_title(goal: dict[str, Any]) -> str:
+    guard = goal.get("guardrail")
+    if guard is None:
+        return f"goal {goal['goal']}"
+    better = "higher" if guard["higher_is_better"] else "lower"
+    return f"goal {goal['goal']} (guardrail, {better} is better)"
+
+
 def notes(goal: dict[str, Any], alpha: float) -> list[str]:
-    """The lines under a goal's table: CUPED, Bayesian and power figures per variation."""
-    lines = []
+    """The lines under a goal's table: guardrail alarms, then CUPED, Bayesian and power figures
+    per variation."""
+    lines = [
+        f"GUARDRAIL DEGRADED by {row['variation']}: {', '.join(row['guardrail_degraded'])} "
+        f"significantly worse (p < {alpha:g})"
+        for row in goal["variations"]
+        if row.get("guardrail_degraded")
+    ]
     for row in goal["variations"]:
         lines += _cuped_note(row) + _bayes_note(row, alpha) + _power_note(row) + _order_note(row)
     return lines
@@ -196,7 +210,7 @@ def render(doc: dict[str, Any]) -> str:
     """The readable table."""
     lines = summary(doc)
     for goal in doc["goals"]:
-        lines += ["", f"goal {goal['goal']}", _line(headers(doc["alpha"]))]
+        lines += ["", goal_title(goal), _line(headers(doc["alpha"]))]
         lines += [_line(cells(row, doc["control"])) for row in goal["variations"]]
         lines += ["  " + note for note in notes(goal, doc["alpha"])]
     if by := slice_lines(doc):

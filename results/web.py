@@ -25,7 +25,16 @@ from deploy.clickhouse_client import connect
 from results.analysis import Options
 from results.query import Filters, read, read_slices
 from results.report import analyse, to_json
-from results.table import COLUMNS, cells, footer, headers, notes, slice_lines, summary
+from results.table import (
+    COLUMNS,
+    cells,
+    footer,
+    goal_title,
+    headers,
+    notes,
+    slice_lines,
+    summary,
+)
 from schemas.settings import Settings, load_settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -95,7 +104,7 @@ def render_page(doc: dict[str, Any]) -> str:
             for row in goal["variations"]
         )  # fmt: skip
         goals.append(
-            f"<h2>Goal {html.escape(goal['goal'])}</h2>"
+            f"<h2>G{html.escape(goal_title(goal)[1:])}</h2>"
             f'<div class="wide"><table><tr>{head}</tr>{rows}</table></div>'
             + _paragraphs(notes(goal, doc["alpha"]))
             + "<h3>Cumulative conversion rate by day (UTC)</h3>"

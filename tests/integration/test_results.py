@@ -191,6 +191,22 @@ def test_capping_in_clickhouse(loaded: Client) -> None:
     assert doc["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
 
 
+def test_guardrails_from_the_registry(loaded: Client) -> None:
+    assert read(loaded, TENANT, EXPERIMENT, Filters()).guardrails == {}
+    columns = ["tenant", "experiment_id", "goal_id", "role", "higher_is_better", "deleted",
+               "updated_at"]  # fmt: skip
+    rows = [[TENANT, EXPERIMENT, OTHER_GOAL, "guardrail", 0, 0, DAY1],
+            [TENANT, EXPERIMENT, "700", "guardrail", 1, 0, DAY1],
+            [TENANT, EXPERIMENT, "700", "guardrail", 1, 1, DAY2],  # then removed
+            [TENANT, "other", GOAL, "guardrail", 1, 0, DAY1]]  # fmt: skip
+    loaded.insert("experiment_goals", rows, column_names=columns)
+    agg = read(loaded, TENANT, EXPERIMENT, Filters())
+    assert agg.guardrails == {OTHER_GOAL: False}
+    doc = analyse(agg, Filters())
+    [other] = [g for g in doc["goals"] if g["goal"] == OTHER_GOAL]
+    assert other["guardrail"] == {"higher_is_better": False}
+
+
 def test_results_by_slice(loaded: Client) -> None:
     by_device = read_slices(loaded, TENANT, EXPERIMENT, Filters(), "device_type")
     assert {v: c.visitors for v, c in by_device.items()} == {

@@ -171,3 +171,37 @@ def test_slices_keep_the_top_values_and_sum_the_rest_into_other() -> None:
     assert (
         "by device_type (top 2" in text and "mobile: visitors 500 / 700 / 600, SRM MISMATCH" in text
     )
+
+
+def test_a_guardrail_degraded_significantly_is_flagged() -> None:
+    guarded = dataclasses.replace(AGG, guardrails={"g2": True, "g3": False})
+    doc = report.analyse(guarded, Filters())
+    g1, g2, g3 = doc["goals"]
+    assert g1["guardrail"] is None and g3["guardrail"] == {"higher_is_better": False}
+    rows = {r["variation"]: r for r in g2["variations"]}
+    # g2: b 52 of 3,010 vs 40 of 3,000 (not significant); c 61 of 2,990 (better, p ~0.03)
+    assert rows["b"]["guardrail_degraded"] == [] and rows["c"]["guardrail_degraded"] == []
+    worse = dataclasses.replace(guarded, guardrails={"g1": False})  # g1: b converts more
+    doc = report.analyse(worse, Filters())
+    rows = {r["variation"]: r for r in doc["goals"][0]["variations"]}
+    assert rows["b"]["guardrail_degraded"] == ["conversion rate", "revenue per visitor"]
+    assert rows["c"]["guardrail_degraded"] == []
+    text = report.render(doc)
+    assert "goal g1 (guardrail, lower is better)" in text
+    assert "GUARDRAIL DEGRADED by b: conversion rate, revenue per visitor" in text
+    only = report.analyse(guarded, Filters(goals=("g1",)))
+    assert "g3" not in [g["goal"] for g in only["goals"]]  # a goal filter: as asked
+
+
+def test_experiments_add_marks_guardrails() -> None:
+    from hitstream.cli import build_parser
+    from hitstream.experiments import guardrail_rows
+
+    args = build_parser().parse_args(
+        ["experiments", "add", "--tenant", "1", "--experiment", "2", "--variations", "a,b",
+         "--guardrails", "555, -556"]
+    )  # fmt: skip
+    assert guardrail_rows(args) == [
+        ["1", "2", "555", "guardrail", 1, 0],
+        ["1", "2", "556", "guardrail", 0, 0],
+    ]
