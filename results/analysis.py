@@ -89,6 +89,7 @@ def extend_row(
     row["per_order_vs_control"] = _plain(
         ratio.compare(base.per_order, c.per_order, alpha=alpha, prior=prior)
     )
+    row["per_order_cuped"] = _plain(ratio.cuped(base.per_order, c.per_order, alpha=alpha))
     p_c = base.converters / n_c if n_c else math.nan
     p_t = c.converters / n_t if n_t else math.nan
     kwargs: dict[str, Any] = {"alpha": alpha, "power": options.power, "target": options.target_lift}

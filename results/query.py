@@ -135,7 +135,8 @@ SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NUL
   AS day, countIf(converted = 1), sum(conversions),
   sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * converted),
   sum(rev), sum(rev * rev), sum(pre_rev), sum(pre_rev * pre_rev), sum(pre_rev * rev),
-  sum(conversions * conversions), sum(conversions * rev)
+  sum(conversions * conversions), sum(conversions * rev), sum(pre_conversions * pre_rev),
+  sum(conversions * pre_conversions), sum(rev * pre_conversions), sum(conversions * pre_rev)
 FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
 GROUP BY goal_id, variation_id, day ORDER BY goal_id, variation_id, day"""
 
@@ -214,7 +215,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         bots, multi = bots + int(bot), multi + int(both)
     if not control:
         control = min(weights or visitors, default="")
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 12)
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 16)
     converted: dict[str, dict[str, dict[dt.date, int]]] = defaultdict(lambda: defaultdict(dict))
     for goal, variation, day, *values in _rows(client, GOALS_SQL, params):
         key = (str(goal), str(variation))
@@ -223,7 +224,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
             converted[key[0]][key[1]][day] = int(values[0])
     goals: dict[str, dict[str, GoalCounts]] = defaultdict(dict)
     for (goal, variation), values in sums.items():
-        c, conversions, x, x2, xy, r, r2, rx, rx2, rxy, d2, rd = values
+        c, conversions, x, x2, xy, r, r2, rx, rx2, rxy, d2, rd, xrx, dx, rx_d, drx = values
         n = visitors.get(variation, 0)
         goals[goal][variation] = GoalCounts(
             converters=c,
@@ -231,7 +232,21 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
             rate=Moments(n=n, sum_y=c, sum_y2=c, sum_x=x, sum_x2=x2, sum_xy=xy),
             revenue=Moments(n=n, sum_y=r, sum_y2=r2, sum_x=rx, sum_x2=rx2, sum_xy=rxy),
             per_order=RatioMoments(
-                n=n, sum_m=r, sum_m2=r2, sum_d=conversions, sum_d2=d2, sum_md=rd
+                n=n,
+                sum_m=r,
+                sum_m2=r2,
+                sum_d=conversions,
+                sum_d2=d2,
+                sum_md=rd,
+                sum_mp=rx,
+                sum_mp2=rx2,
+                sum_dp=x,
+                sum_dp2=x2,
+                sum_mp_dp=xrx,
+                sum_m_mp=rxy,
+                sum_m_dp=rx_d,
+                sum_d_mp=drx,
+                sum_d_dp=dx,
             ),
         )
     sessions: dict[str, dict[str, int]] = defaultdict(dict)

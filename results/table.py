@@ -160,6 +160,12 @@ def _order_note(row: dict[str, Any]) -> list[str]:
         f"${_num(order['control'] / 100, ',.2f')} ({_num(order['relative'] * 100, '+.1f')}%, "
         f"delta method), p {_num(order['p_value'], '.4f')}, adj p "
         f"{_num(order.get('p_adjusted'), '.4f')}"
+        + (
+            f"; CUPED: variance -{_num(cuped['variance_reduction'] * 100, '.0f')}%, "
+            f"diff ${_num(cuped['difference'] / 100, '+,.2f')}, p {_num(cuped['p_value'], '.4f')}"
+            if (cuped := row.get("per_order_cuped"))
+            else ""
+        )
     ]
 
 

@@ -158,6 +158,10 @@ def test_per_variation_numbers_are_exact(loaded: Client) -> None:
     assert (one.per_order.sum_d, one.per_order.sum_d2, one.per_order.sum_md) == (2, 4, 6000)
     assert (two.per_order.sum_d, two.per_order.sum_d2, two.per_order.sum_md) == (4, 6, 5200)
     assert (two.per_order.sum_m, two.per_order.mean) == (5200, 1300)
+    # ... and before exposure (ratio CUPED): v01 1 order of 1000, v03 1 of 700 (no order after).
+    pre = one.per_order
+    assert (pre.sum_dp, pre.sum_mp, pre.sum_mp_dp, pre.sum_dp2) == (2, 1700, 1700, 2)
+    assert (pre.sum_d_dp, pre.sum_m_dp, pre.sum_d_mp, pre.sum_m_mp) == (2, 3000, 2000, 3_000_000)
     assert set(agg.goals[OTHER_GOAL]) == {"1"} and agg.goals[OTHER_GOAL]["1"].converters == 1
     assert agg.sessions == {"add": {"1": 1}, "view": {"1": 2, "2": 2}}
     day1, day2 = DAY1.date(), DAY2.date()

@@ -8,12 +8,16 @@ this test only reads them.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from results import bayes, corrections, power, ratio, stats
+from results.ratio import RatioMoments
 from results.stats import Moments
 
 REFERENCE = json.loads(
@@ -113,3 +117,49 @@ def test_ratio_metrics_match_gbstats_delta_method(case: dict[str, Any]) -> None:
     check_bayes(
         ratio.compare(control, treatment, prior=PRIOR).bayesian, result.bayesian, case["bayes"]
     )
+
+
+def ratio_arm(rng: np.random.Generator, n: int, lift: float) -> tuple[RatioMoments, np.ndarray]:
+    """Visitors whose orders and baskets before and after exposure share a per-visitor level."""
+    level = rng.gamma(2.0, 1.0, n)
+    dp = rng.poisson(0.3 * level)
+    d = rng.poisson(0.3 * level)
+    mp = np.array([rng.lognormal(7.0, 0.5, k).sum() for k in dp]).round() * level**1.5
+    m = np.array([rng.lognormal(7.0, 0.5, k).sum() for k in d]).round() * level**1.5
+    m = (m * (1 + lift)).round()
+    sums = RatioMoments(
+        n=n, sum_m=m.sum(), sum_m2=(m * m).sum(), sum_d=d.sum(), sum_d2=(d * d).sum(),
+        sum_md=(m * d).sum(), sum_mp=mp.sum(), sum_mp2=(mp * mp).sum(), sum_dp=dp.sum(),
+        sum_dp2=(dp * dp).sum(), sum_mp_dp=(mp * dp).sum(), sum_m_mp=(m * mp).sum(),
+        sum_m_dp=(m * dp).sum(), sum_d_mp=(d * mp).sum(), sum_d_dp=(d * dp).sum(),
+    )  # fmt: skip
+    return sums, np.stack([m, d, mp, dp])
+
+
+def test_ratio_cuped_equals_the_influence_function_computation_on_raw_data() -> None:
+    rng = np.random.default_rng(15)
+    (c, raw_c), (t, raw_t) = ratio_arm(rng, 6000, 0.0), ratio_arm(rng, 6200, 0.05)
+    result = ratio.cuped(c, t)
+    assert result is not None
+    var, cov, pre = [], [], []
+    for m, d, mp, dp in (raw_c, raw_t):  # linearised per-visitor contributions of R and Rp
+        phi = (m - m.sum() / d.sum() * d) / d.mean()
+        psi = (mp - mp.sum() / dp.sum() * dp) / dp.mean()
+        n = len(m)
+        var.append(phi.var(ddof=1) / n)
+        cov.append(np.cov(phi, psi, ddof=1)[0, 1] / n)
+        pre.append(psi.var(ddof=1) / n)
+    theta = sum(cov) / sum(pre)
+    adjusted = [v - 2 * theta * k + theta**2 * p for v, k, p in zip(var, cov, pre, strict=True)]
+    ratios = [(x[0].sum() / x[1].sum(), x[2].sum() / x[3].sum()) for x in (raw_c, raw_t)]
+    d = (ratios[1][0] - theta * ratios[1][1]) - (ratios[0][0] - theta * ratios[0][1])
+    assert result.theta == close(theta) and result.difference == close(d)
+    assert result.variance_reduction == close(1 - sum(adjusted) / sum(var))
+    assert result.variance_reduction > 0.1  # the shared level makes the covariate worth it
+    half = (result.difference_ci.high - result.difference_ci.low) / 2
+    assert half == pytest.approx(float(sps.norm.ppf(0.975)) * math.sqrt(sum(adjusted)), rel=1e-3)
+    assert ratio.cuped(RatioMoments(**{**case_sums(c), "sum_dp": 0}), t) is None
+
+
+def case_sums(r: RatioMoments) -> dict[str, Any]:
+    return {f: getattr(r, f) for f in r.__dataclass_fields__}
