@@ -332,6 +332,18 @@ def test_web_endpoint_returns_the_same_json_and_a_page(loaded: Client, results_w
         get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?slice=nokey")
     assert bad.value.code == 400
     bad.value.close()
+    query = "correction=bh&prior_sd=0.3&by=device_type&top=1&cap_percentile=0.5"
+    tuned = orjson.loads(get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?{query}")[2])
+    assert (tuned["options"]["correction"], tuned["options"]["prior_sd"]) == ("bh", 0.3)
+    assert [s["value"] for s in tuned["slices"]["values"]] == ["desktop", "other"]
+    assert tuned["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
+    page = get(f"{results_web}/results/{TENANT}/{EXPERIMENT}?{query}")[2]
+    assert b"Benjamini-Hochberg" in page and b"by device_type" in page and b"Bayes 2" in page
+    for wrong in ("correction=sidak", "top=0", "prior_sd=-1", "cap_percentile=2"):
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?{wrong}")
+        assert bad.value.code == 400, wrong
+        bad.value.close()
 
 
 def png_pixels(data: bytes) -> np.ndarray:
