@@ -7,7 +7,7 @@ import platform
 import time
 from collections.abc import Callable
 
-from bench import endtoend, gateway, memory, pipeline, recovery, results, sink
+from bench import aa, endtoend, gateway, memory, pipeline, recovery, results, sink
 
 BENCHES: dict[str, Callable[[], list[str]]] = {
     "gateway": gateway.run,
@@ -17,6 +17,7 @@ BENCHES: dict[str, Callable[[], list[str]]] = {
     "recovery": recovery.run,
     "memory": memory.run,
     "results": results.run,
+    "aa": aa.run,
 }
 
 

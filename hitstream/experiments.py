@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "  hitstream experiments add --tenant 1234567 --experiment 87654321 \\\n"
         "    --variations 1111111,2222222 --control 1111111 --name 'Checkout button'\n"
         "  hitstream experiments add --tenant 1234567 --experiment 880001 \\\n"
-        "    --variations 770001,770002,770003 --weights 50,25,25",
+        "    --variations 770001,770002,770003 --weights 50,25,25\n"
+        "  hitstream experiments add --tenant 1234567 --experiment 87654321 \\\n"
+        "    --variations 1111111,2222222 --guardrails 555,-556",
     )
     add.add_argument("--tenant", required=True)
     add.add_argument("--experiment", required=True)
@@ -36,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add.add_argument("--control", help="the control variation (default: the first)")
     add.add_argument("--weights", help="comma-separated planned shares (default: equal)")
     add.add_argument("--name", default="")
+    add.add_argument(
+        "--guardrails",
+        help="comma-separated goal ids that must not get worse (-id: lower is better, e.g. "
+        "errors); the results flag a variation that degrades one significantly",
+    )
     verbs.add_parser(
         "list",
         help="list the registry",
@@ -70,11 +77,36 @@ def rows_for(args: argparse.Namespace) -> list[list[object]]:
     ]
 
 
+GOAL_COLUMNS = ["tenant", "experiment_id", "goal_id", "role", "higher_is_better", "deleted"]
+
+
+def guardrail_rows(args: argparse.Namespace) -> list[list[object]]:
+    goals = [g.strip() for g in (args.guardrails or "").split(",") if g.strip()]
+    return [
+        [args.tenant, args.experiment, g.lstrip("-"), "guardrail", int(not g.startswith("-")), 0]
+        for g in goals
+    ]
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     client = connect(settings)
     try:
         if args.verb == "add":
             client.insert("experiments", rows_for(args), column_names=COLUMNS)
+            guardrails = guardrail_rows(args)
+            kept = {row[2] for row in guardrails}
+            before = client.query(
+                "SELECT goal_id FROM experiment_goals FINAL WHERE tenant = {t:String} "
+                "AND experiment_id = {e:String} AND deleted = 0",
+                parameters={"t": args.tenant, "e": args.experiment},
+            )
+            guardrails += [
+                [args.tenant, args.experiment, g, "guardrail", 1, 1]
+                for (g,) in before.result_rows
+                if g not in kept
+            ]  # replaced: the goals no longer listed are unmarked
+            if guardrails:
+                client.insert("experiment_goals", guardrails, column_names=GOAL_COLUMNS)
             print(f"experiment {args.experiment} of {args.tenant}: saved")
         elif args.verb == "remove":
             current = client.query(

@@ -24,8 +24,10 @@ import aiohttp
 from deploy.clickhouse_client import connect
 from deploy.local.stack import STATE
 from deploy.migrate import migrate
+from results.analysis import Options
 from results.query import Filters
-from results.report import document, progress, render
+from results.report import document, progress
+from results.table import render
 from schemas.settings import Settings, load_settings
 
 EXPERIMENT, GOAL = "87654321", "5550001"
@@ -166,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     with progress("waiting for the rows in ClickHouse"):
         wait_for_rows(settings, tenant, hits, args.timeout)
     print(f"rows landed after {time.monotonic() - began:.1f} s\n")
-    print(render(document(settings, tenant, EXPERIMENT, Filters())))
-    print(f"\nmore: hitstream results {EXPERIMENT} --tenant {tenant} [--slice 2=mobile] [--json]")
+    options = Options.from_settings(settings)
+    print(render(document(settings, tenant, EXPERIMENT, Filters(), options)))
+    print(f"\nmore: hitstream results {EXPERIMENT} --tenant {tenant} [--slice 2=mobile] [--json]"
+          " [--correction bh] [--prior-sd 0.3] [--target-lift 0.1]")  # fmt: skip
     return 0
 
 

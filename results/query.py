@@ -16,6 +16,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from results.ratio import RatioMoments
+from results.slices import SliceCounts
 from results.stats import Moments
 
 DEVICE_KEY = "device_type"
@@ -28,6 +30,8 @@ class Filters:
     device_type: str = ""
     include_bots: bool = False
     include_multi: bool = False
+    cap_cents: int = 0  # revenue per visitor capped at this (0: no absolute cap)
+    cap_percentile: float = 0.0  # ... or at this quantile of the goal's converters (0: none)
 
     @classmethod
     def parse_slices(cls, pairs: Iterable[str], **kwargs: Any) -> Filters:
@@ -42,7 +46,10 @@ class Filters:
                 device = value
             else:
                 dims.append((key, value))
-        return cls(slice=tuple(dims), device_type=device, **kwargs)
+        filters = cls(slice=tuple(dims), device_type=device, **kwargs)
+        if filters.cap_cents < 0 or not 0 <= filters.cap_percentile < 1:
+            raise ValueError("caps: cents must be 0 (none) or more, percentile in [0, 1)")
+        return filters
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +58,8 @@ class Filters:
             | ({DEVICE_KEY: self.device_type} if self.device_type else {}),
             "include_bots": self.include_bots,
             "include_multi": self.include_multi,
+            "cap_cents": self.cap_cents,
+            "cap_percentile": self.cap_percentile,
         }
 
 
@@ -60,6 +69,7 @@ class GoalCounts:
     conversions: int
     rate: Moments  # Y = converted (0/1), X = pre-exposure conversions of the goal
     revenue: Moments  # Y = revenue in cents after exposure, X = before it
+    per_order: RatioMoments  # revenue (M) per conversion (D): revenue per order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +86,8 @@ class Aggregates:
     sessions: dict[str, dict[str, int]]  # event name -> variation -> sessions with it
     daily_exposed: dict[str, dict[dt.date, int]] = field(default_factory=dict)  # v -> day -> n
     daily_converted: dict[str, dict[str, dict[dt.date, int]]] = field(default_factory=dict)
+    caps: dict[str, int] = field(default_factory=dict)  # goal -> percentile cap in cents
+    guardrails: dict[str, bool] = field(default_factory=dict)  # goal -> higher is better
 
     @property
     def variations(self) -> list[str]:
@@ -96,17 +108,35 @@ REGISTRY_SQL = """SELECT variation_id, argMax(is_control, updated_at), argMax(we
 FROM experiments WHERE tenant = {tenant:String} AND experiment_id = {experiment:String}
 GROUP BY variation_id HAVING argMax(deleted, updated_at) = 0 ORDER BY variation_id"""
 
+GUARDRAILS_SQL = """SELECT goal_id, argMax(higher_is_better, updated_at) FROM experiment_goals
+WHERE tenant = {tenant:String} AND experiment_id = {experiment:String}
+GROUP BY goal_id HAVING argMax(deleted, updated_at) = 0 AND argMax(role, updated_at) = 'guardrail'
+ORDER BY goal_id"""
+
 # Per variation and day of first exposure (the report sums the days; the chart accumulates them).
 EXPOSURES_SQL = f"""SELECT variation_id, toDate(first_exposure_at) AS day, countIf({_KEEP}),
   countIf(is_bot = 1), countIf(is_multi = 1)
 FROM results_exposures WHERE {_FILTER} GROUP BY variation_id, day ORDER BY variation_id, day"""
 
+# The percentile cap of each goal: the quantile of revenue per converting visitor (after exposure).
+CAPS_SQL = f"""SELECT goal_id, toInt64(floor(quantileExact({{percentile:Float64}})(revenue_cents)))
+FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL} AND converted = 1
+GROUP BY goal_id ORDER BY goal_id"""
+
 # Per goal, variation and day of first conversion after exposure (NULL: none, only before).
-GOALS_SQL = f"""SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NULL)
+# Revenue per visitor, before and after exposure, is capped at the goal's percentile cap, else
+# at the absolute cap (cap -1: none).
+GOALS_SQL = f"""WITH indexOf({{cap_goals:Array(String)}}, goal_id) AS cap_index,
+  toInt128(if(cap_index = 0, if({{cap_all:Int64}} > 0, {{cap_all:Int64}}, -1),
+               {{cap_values:Array(Int64)}}[cap_index])) AS cap,
+  if(cap < 0, revenue_cents, least(revenue_cents, cap)) AS rev,
+  if(cap < 0, pre_revenue_cents, least(pre_revenue_cents, cap)) AS pre_rev
+SELECT goal_id, variation_id, if(converted = 1, toDate(first_conversion_at), NULL)
   AS day, countIf(converted = 1), sum(conversions),
   sum(pre_conversions), sum(pre_conversions * pre_conversions), sum(pre_conversions * converted),
-  sum(revenue_cents), sum(revenue_cents * revenue_cents), sum(pre_revenue_cents),
-  sum(pre_revenue_cents * pre_revenue_cents), sum(pre_revenue_cents * revenue_cents)
+  sum(rev), sum(rev * rev), sum(pre_rev), sum(pre_rev * pre_rev), sum(pre_rev * rev),
+  sum(conversions * conversions), sum(conversions * rev), sum(pre_conversions * pre_rev),
+  sum(conversions * pre_conversions), sum(rev * pre_conversions), sum(conversions * pre_rev)
 FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
 GROUP BY goal_id, variation_id, day ORDER BY goal_id, variation_id, day"""
 
@@ -115,7 +145,26 @@ FROM results_sessions WHERE {_FILTER} AND {_KEEP}
 GROUP BY event_name, variation_id ORDER BY event_name, variation_id"""
 
 
-def parameters(tenant: str, experiment: str, filters: Filters) -> dict[str, Any]:
+# Slices (`hitstream results --by`): the device type, the browser family of the first exposure's
+# user agent, or any dimension key.
+BROWSER_SQL = """multiIf(match(user_agent, 'Edg(e|A|iOS)?/'), 'Edge',
+  match(user_agent, 'OPR/|Opera'), 'Opera', match(user_agent, 'SamsungBrowser/'), 'Samsung',
+  match(user_agent, 'Firefox/|FxiOS/'), 'Firefox', match(user_agent, 'Chrome/|CriOS/|Chromium/'),
+  'Chrome', match(user_agent, 'Safari/'), 'Safari', 'other')"""
+_BY = f"""multiIf({{by:String}} = 'device_type', device_type, {{by:String}} = 'browser',
+  {BROWSER_SQL}, dimensions[{{by:String}}])"""
+SLICE_EXPOSURES_SQL = f"""SELECT {_BY} AS value, variation_id, countIf({_KEEP}) AS kept
+FROM results_exposures WHERE {_FILTER} GROUP BY value, variation_id HAVING kept > 0"""
+SLICE_GOALS_SQL = f"""SELECT {_BY} AS value, goal_id, variation_id, countIf(converted = 1)
+FROM results_visitor_conversions WHERE {_FILTER} AND {_KEEP} AND {_GOAL}
+GROUP BY value, goal_id, variation_id"""
+NO_VALUE = "(none)"
+
+
+def parameters(
+    tenant: str, experiment: str, filters: Filters, caps: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    caps = caps or {}
     return {
         "tenant": tenant,
         "experiment": experiment,
@@ -125,7 +174,22 @@ def parameters(tenant: str, experiment: str, filters: Filters) -> dict[str, Any]
         "bots": int(filters.include_bots),
         "multi": int(filters.include_multi),
         "goals": list(filters.goals),
+        "percentile": filters.cap_percentile,
+        "cap_all": filters.cap_cents,
+        "cap_goals": list(caps),
+        "cap_values": list(caps.values()),
     }
+
+
+def caps(client: Client, params: Mapping[str, Any], filters: Filters) -> dict[str, int]:
+    """goal -> its percentile cap of revenue per visitor in cents (the lower of it and the
+    absolute cap when both are set); empty without a percentile cap."""
+    if not filters.cap_percentile > 0:
+        return {}
+    found = {str(g): int(c) for g, c in _rows(client, CAPS_SQL, params)}
+    if filters.cap_cents > 0:
+        found = {g: min(c, filters.cap_cents) for g, c in found.items()}
+    return found
 
 
 def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -133,9 +197,12 @@ def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any
 
 
 def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggregates:
-    """Every aggregate the report needs, from four queries."""
+    """Every aggregate the report needs, from five queries (six with a percentile cap)."""
     params = parameters(tenant, experiment, filters)
+    goal_caps = caps(client, params, filters)
+    params = parameters(tenant, experiment, filters, goal_caps)
     registry = _rows(client, REGISTRY_SQL, params)
+    guardrails = {str(g): bool(up) for g, up in _rows(client, GUARDRAILS_SQL, params)}
     weights = {str(v): float(w) for v, _, w in registry}
     control = next((str(v) for v, c, _ in registry if c), "")
     visitors: dict[str, int] = defaultdict(int)
@@ -148,7 +215,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         bots, multi = bots + int(bot), multi + int(both)
     if not control:
         control = min(weights or visitors, default="")
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 10)
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 16)
     converted: dict[str, dict[str, dict[dt.date, int]]] = defaultdict(lambda: defaultdict(dict))
     for goal, variation, day, *values in _rows(client, GOALS_SQL, params):
         key = (str(goal), str(variation))
@@ -156,13 +223,31 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         if day is not None:
             converted[key[0]][key[1]][day] = int(values[0])
     goals: dict[str, dict[str, GoalCounts]] = defaultdict(dict)
-    for (goal, variation), (c, conversions, x, x2, xy, r, r2, rx, rx2, rxy) in sums.items():
+    for (goal, variation), values in sums.items():
+        c, conversions, x, x2, xy, r, r2, rx, rx2, rxy, d2, rd, xrx, dx, rx_d, drx = values
         n = visitors.get(variation, 0)
         goals[goal][variation] = GoalCounts(
             converters=c,
             conversions=conversions,
             rate=Moments(n=n, sum_y=c, sum_y2=c, sum_x=x, sum_x2=x2, sum_xy=xy),
             revenue=Moments(n=n, sum_y=r, sum_y2=r2, sum_x=rx, sum_x2=rx2, sum_xy=rxy),
+            per_order=RatioMoments(
+                n=n,
+                sum_m=r,
+                sum_m2=r2,
+                sum_d=conversions,
+                sum_d2=d2,
+                sum_md=rd,
+                sum_mp=rx,
+                sum_mp2=rx2,
+                sum_dp=x,
+                sum_dp2=x2,
+                sum_mp_dp=xrx,
+                sum_m_mp=rxy,
+                sum_m_dp=rx_d,
+                sum_d_mp=drx,
+                sum_d_dp=dx,
+            ),
         )
     sessions: dict[str, dict[str, int]] = defaultdict(dict)
     for name, variation, count in _rows(client, SESSIONS_SQL, params):
@@ -180,10 +265,33 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         sessions=dict(sessions),
         daily_exposed=dict(exposed),
         daily_converted={g: dict(v) for g, v in converted.items()},
+        caps=goal_caps,
+        guardrails=guardrails,
     )
+
+
+def read_slices(
+    client: Client, tenant: str, experiment: str, filters: Filters, by: str
+) -> dict[str, SliceCounts]:
+    """Visitors and converters per value of `by` (device_type, browser or a dimension key)."""
+    params = parameters(tenant, experiment, filters) | {"by": by}
+    visitors: dict[str, dict[str, int]] = defaultdict(dict)
+    for value, variation, kept in _rows(client, SLICE_EXPOSURES_SQL, params):
+        visitors[str(value) or NO_VALUE][str(variation)] = int(kept)
+    converters: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for value, goal, variation, count in _rows(client, SLICE_GOALS_SQL, params):
+        if count:
+            converters[str(value) or NO_VALUE][str(goal)][str(variation)] = int(count)
+    return {
+        value: SliceCounts(
+            visitors=per, converters={g: dict(c) for g, c in converters[value].items()}
+        )
+        for value, per in visitors.items()
+    }
 
 
 def empty_counts(n: int) -> GoalCounts:
     """A variation whose visitors never converted to the goal."""
     zero = Moments(n=n, sum_y=0, sum_y2=0)
-    return GoalCounts(converters=0, conversions=0, rate=zero, revenue=zero)
+    none = RatioMoments(n=n, sum_m=0, sum_m2=0, sum_d=0, sum_d2=0, sum_md=0)
+    return GoalCounts(converters=0, conversions=0, rate=zero, revenue=zero, per_order=none)

@@ -1,13 +1,32 @@
 """`hitstream results`: the statistics of one experiment as a table or JSON (the web API's too).
 
 hitstream results 87654321 --tenant 1234567 [--goal 555] [--slice device_type=mobile]
-    [--slice 983745985=gc] [--include-bots] [--include-multi] [--json]
+    [--slice 983745985=gc] [--include-bots] [--include-multi] [--alpha 0.05]
+    [--correction holm|bh|none] [--prior-sd 0.3] [--target-lift 0.05] [--power 0.8]
+    [--cap-cents 50000] [--cap-percentile 0.99] [--by device_type|browser|KEY [--top 5]] [--json]
+
+Per variation versus the control: frequentist (z-test, Welch, always-valid mSPRT, CUPED) with
+p-values adjusted across variations x goals (--correction), Bayesian (chance to beat control,
+risk, credible interval; flat prior unless --prior-sd), and power (the minimum detectable
+effect today, and the days to detect --target-lift at today's traffic). Revenue per visitor can
+be capped (winsorized) at an absolute amount or at a percentile of the goal's converters,
+computed in ClickHouse. --by breaks the results down by the device type, the browser family
+or a dimension: the top values by visitors plus "other", each with its own sample-ratio check.
 
 examples:
   hitstream results 87654321 --tenant 1234567
   hitstream results 87654321 --tenant 1234567 --goal 555 --slice device_type=mobile
+  hitstream results 87654321 --tenant 1234567 --slice 983745985=gc --goal 555 --goal 556
   hitstream results 87654321 --tenant 1234567 --json > results.json
   hitstream results 87654321 --tenant 1234567 --include-bots --include-multi --alpha 0.01
+  hitstream results 87654321 --tenant 1234567 --correction bh
+  hitstream results 87654321 --tenant 1234567 --correction none --prior-sd 0.3
+  hitstream results 87654321 --tenant 1234567 --target-lift 0.1 --power 0.9
+  hitstream results 87654321 --tenant 1234567 --cap-percentile 0.99
+  hitstream results 87654321 --tenant 1234567 --cap-cents 50000 --goal 555
+  hitstream results 87654321 --tenant 1234567 --by device_type
+  hitstream results 87654321 --tenant 1234567 --by browser --top 3
+  hitstream results 87654321 --tenant 1234567 --by 983745985 --top 10 --goal 555
 """
 
 from __future__ import annotations
@@ -25,8 +44,11 @@ from typing import Any, TextIO
 import orjson
 
 from deploy.clickhouse_client import connect
-from results import stats
-from results.query import Aggregates, Filters, GoalCounts, empty_counts, read
+from results import corrections, power, slices, stats
+from results.analysis import Options, correct, days_of_traffic, extend_row, flag_guardrails
+from results.query import Aggregates, Filters, GoalCounts, empty_counts, read, read_slices
+from results.slices import SliceCounts
+from results.table import render
 from schemas.settings import Settings
 
 
@@ -36,7 +58,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _goal(agg: Aggregates, goal: str, alpha: float) -> dict[str, Any]:
+def _goal(agg: Aggregates, goal: str, options: Options) -> dict[str, Any]:
+    alpha, days = options.alpha, days_of_traffic(agg)
     counts = agg.goals.get(goal, {})
     base = counts.get(agg.control) or empty_counts(agg.visitors.get(agg.control, 0))
     rows = []
@@ -51,6 +74,7 @@ def _goal(agg: Aggregates, goal: str, alpha: float) -> dict[str, Any]:
             "rate": c.converters / n if n else None,
             "revenue_cents": c.revenue.sum_y,
             "revenue_per_visitor_cents": c.revenue.sum_y / n if n else None,
+            "revenue_per_order_cents": c.per_order.mean if c.conversions else None,
         }
         if variation != agg.control:
             rate = stats.compare_rates(base.converters, base.rate.n, c.converters, n, alpha=alpha)
@@ -60,6 +84,7 @@ def _goal(agg: Aggregates, goal: str, alpha: float) -> dict[str, Any]:
             )
             row["rate_cuped"] = _plain(stats.cuped(base.rate, c.rate, alpha=alpha))
             row["revenue_cuped"] = _plain(stats.cuped(base.revenue, c.revenue, alpha=alpha))
+            extend_row(row, base, c, days, options)
         rows.append(row)
     return {"goal": goal, "variations": rows, "daily": daily(agg, goal)}
 
@@ -85,20 +110,48 @@ def daily(agg: Aggregates, goal: str) -> list[dict[str, Any]]:
     return out
 
 
-def analyse(agg: Aggregates, filters: Filters, alpha: float = stats.ALPHA) -> dict[str, Any]:
+def analyse(
+    agg: Aggregates,
+    filters: Filters,
+    options: Options | None = None,
+    slice_counts: dict[str, SliceCounts] | None = None,
+) -> dict[str, Any]:
     """The results document: what `--json` prints and `GET /api/results/...` returns."""
+    options = options or Options()
     planned = [v for v in agg.variations if v in agg.weights] if agg.registered else agg.variations
     weights = [agg.weights.get(v, 1.0) for v in planned]
     share = sum(weights) or 1.0
-    srm = stats.sample_ratio([agg.visitors.get(v, 0) for v in planned], weights)
-    goals = sorted(set(agg.goals) | set(filters.goals))
+    try:
+        srm: dict[str, Any] = _plain(
+            stats.sample_ratio([agg.visitors.get(v, 0) for v in planned], weights)
+        )
+    except stats.InvalidAggregates as exc:  # e.g. every registered weight is 0
+        srm = {"observed": [], "expected": [], "statistic": math.nan, "p_value": math.nan,
+               "mismatch": False, "error": str(exc)}  # fmt: skip
+    names = set(agg.goals) | set(filters.goals) | (set() if filters.goals else set(agg.guardrails))
+    goals = [_goal(agg, g, options) for g in sorted(names)]
+    correct(goals, options.correction)
+    flag_guardrails(goals, agg.guardrails, options.alpha)
+    by_slice = None
+    if options.by and slice_counts is not None:
+        by_slice = slices.analyse(
+            slice_counts, by=options.by, n=options.top, variations=agg.variations,
+            control=agg.control, weights=agg.weights if agg.registered else {},
+            goals=[g["goal"] for g in goals], alpha=options.alpha, correction=options.correction,
+        )  # fmt: skip
     return {
         "tenant": agg.tenant,
         "experiment": agg.experiment,
         "registered": agg.registered,
         "control": agg.control,
-        "alpha": alpha,
+        "alpha": options.alpha,
+        "options": options.as_dict(),
         "filters": filters.as_dict(),
+        "capping": {
+            "cap_cents": filters.cap_cents,
+            "percentile": filters.cap_percentile,
+            "caps": agg.caps,
+        },
         "excluded": {
             "bots": 0 if filters.include_bots else agg.bots,
             "multi": 0 if filters.include_multi else agg.multi,
@@ -112,117 +165,19 @@ def analyse(agg: Aggregates, filters: Filters, alpha: float = stats.ALPHA) -> di
             }
             for v in agg.variations
         ],
-        "srm": {**_plain(srm), "variations": planned},
-        "goals": [_goal(agg, g, alpha) for g in goals],
+        "srm": {**srm, "variations": planned},
+        "goals": goals,
         "sessions": [
             {"event": name, "sessions": {v: per.get(v, 0) for v in agg.variations}}
             for name, per in sorted(agg.sessions.items())
         ],
+        "slices": by_slice,
     }
 
 
 def to_json(document: dict[str, Any]) -> bytes:
     """orjson writes NaN and infinities as null."""
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-
-
-def _num(value: float | None, fmt: str) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return ("+inf" if value > 0 else "-inf") if math.isinf(value) else format(value, fmt)
-
-
-def _interval(ci: dict[str, float] | None, scale: float, fmt: str, unit: str = "") -> str:
-    if not ci:
-        return ""
-    return f"[{_num(ci['low'] * scale, fmt)}{unit}, {_num(ci['high'] * scale, fmt)}{unit}]"
-
-
-# (title, width): negative widths are left-aligned
-COLUMNS = [("variation", -14), ("visitors", 10), ("converters", 11), ("rate", 8), ("", 2),
-           ("abs lift", -30), ("rel lift", -28), ("p", 7), ("AV p", 7), ("rev/visitor", 12),
-           ("Welch p", 9)]  # fmt: skip
-
-
-def headers(alpha: float) -> list[str]:
-    pct = f"({round((1 - alpha) * 100)}% CI)"
-    return [f"{t} {pct}" if t.endswith("lift") else t for t, _ in COLUMNS]
-
-
-def cells(row: dict[str, Any], control: str) -> list[str]:
-    """One variation's row of the table, formatted (the text table's and the page's)."""
-    name = row["variation"] + ("*" if row["variation"] == control else "")
-    rate = _num(row["rate"] and row["rate"] * 100, ".2f") + "%"
-    rpv = "$" + _num(
-        row["revenue_per_visitor_cents"] and row["revenue_per_visitor_cents"] / 100, ",.2f"
-    )
-    head = [name, f"{row['visitors']:,}", f"{row['converters']:,}", rate, ""]
-    cmp, rev = row.get("rate_vs_control"), row.get("revenue_vs_control")
-    if cmp is None or rev is None:
-        return [*head, "-", "-", "-", "-", rpv, "-"]
-    absolute = f"{_num(cmp['difference'] * 100, '+.2f')}pp " + _interval(
-        cmp["difference_ci"], 100, "+.2f"
-    )
-    relative = f"{_num(cmp['relative'] * 100, '+.1f')}% " + _interval(
-        cmp["relative_ci"], 100, "+.0f", "%"
-    )
-    p, av, welch = (_num(cmp["p_value"], ".4f"), _num(cmp["always_valid_p"], ".3f"),
-                    _num(rev["p_value"], ".4f"))  # fmt: skip
-    return [*head, absolute, relative, p, av, rpv, welch]
-
-
-def _line(values: list[str]) -> str:
-    return "".join(
-        f"{v:<{-w}}" if w < 0 else f"{v:>{w}}" for v, (_, w) in zip(values, COLUMNS, strict=True)
-    ).rstrip()
-
-
-def summary(doc: dict[str, Any]) -> list[str]:
-    head = f"experiment {doc['experiment']} of tenant {doc['tenant']}, control {doc['control']}"
-    lines = [head + ("" if doc["registered"] else " (not in the registry: control guessed)")]
-    excluded = doc["excluded"]
-    lines.append(f"excluded: {excluded['bots']} bot visitors, {excluded['multi']} multi-variation")
-    if doc["filters"]["slice"]:
-        lines.append("slice: " + ", ".join(f"{k}={v}" for k, v in doc["filters"]["slice"].items()))
-    return lines
-
-
-def cuped_notes(goal: dict[str, Any]) -> list[str]:
-    notes = []
-    for row in goal["variations"]:
-        if cuped := row.get("rate_cuped"):
-            notes.append(
-                f"CUPED {row['variation']}: variance -{cuped['variance_reduction']:.0%}, "
-                f"abs lift {_num(cuped['difference'] * 100, '+.2f')}pp "
-                f"{_interval(cuped['difference_ci'], 100, '+.2f')}, "
-                f"p {_num(cuped['p_value'], '.4f')}"
-            )
-    return notes
-
-
-def footer(doc: dict[str, Any]) -> list[str]:
-    srm = doc["srm"]
-    verdict = "MISMATCH: do not trust these results" if srm["mismatch"] else "ok"
-    lines = [
-        "* control; p: two-proportion z-test; AV p: always-valid (mSPRT) p, fine to peek at; "
-        "Welch p: revenue per visitor",
-        f"SRM: chi2 {_num(srm['statistic'], '.2f')}, p {_num(srm['p_value'], '.4g')} "
-        f"(planned {' / '.join(f'{e:,.0f}' for e in srm['expected'])}) {verdict}",
-    ]
-    for item in doc["sessions"]:
-        per = ", ".join(f"{v} {n}" for v, n in item["sessions"].items())
-        lines.append(f"sessions with {item['event']}: {per}")
-    return lines
-
-
-def render(doc: dict[str, Any]) -> str:
-    """The readable table."""
-    lines = summary(doc)
-    for goal in doc["goals"]:
-        lines += ["", f"goal {goal['goal']}", _line(headers(doc["alpha"]))]
-        lines += [_line(cells(row, doc["control"])) for row in goal["variations"]]
-        lines += ["  " + note for note in cuped_notes(goal)]
-    return "\n".join([*lines, "", *footer(doc)])
 
 
 @contextlib.contextmanager
@@ -256,27 +211,67 @@ def progress(message: str, stream: TextIO = sys.stderr, delay: float = 1.0) -> I
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "results",
-        help="experiment results: rates, lifts, p-values, SRM",
+        help="experiment results: rates, lifts, p-values, Bayesian, power, SRM",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("experiment")
-    parser.add_argument("--tenant", required=True)
+    parser.add_argument("experiment", help="the experiment id")
+    parser.add_argument("--tenant", required=True, help="the tenant (project) id")
     parser.add_argument("--goal", action="append", default=[], help="a goal id (repeatable)")
     parser.add_argument(
         "--slice", action="append", default=[], help="key=value: a dimension or device_type"
     )
-    parser.add_argument("--include-bots", action="store_true")
+    parser.add_argument("--include-bots", action="store_true", help="keep bot visitors")
     parser.add_argument("--include-multi", action="store_true", help="multi-variation visitors")
-    parser.add_argument("--alpha", type=float, default=stats.ALPHA)
+    parser.add_argument(
+        "--cap-cents", type=int, default=0, help="cap revenue per visitor at this many cents"
+    )
+    parser.add_argument(
+        "--cap-percentile",
+        type=float,
+        default=0.0,
+        help="cap revenue per visitor at this quantile of the goal's converters (0.99)",
+    )
+    parser.add_argument("--alpha", type=float, default=stats.ALPHA, help="test level (0.05)")
+    parser.add_argument(
+        "--correction",
+        choices=corrections.METHODS,
+        help="adjust p-values across variations x goals: holm (family-wise error), bh "
+        "(false discovery rate), none; default HITS_RESULTS_CORRECTION (holm)",
+    )
+    parser.add_argument(
+        "--prior-sd",
+        type=float,
+        help="Bayesian prior N(0, sd^2) on the relative lift, 0 = flat; default "
+        "HITS_RESULTS_PRIOR_SD (0)",
+    )
+    parser.add_argument(
+        "--target-lift",
+        type=float,
+        help="relative lift for the days-to-detect figure; default HITS_RESULTS_TARGET_LIFT (0.05)",
+    )
+    parser.add_argument(
+        "--power", type=float, help=f"power of the MDE and days figures ({power.POWER})"
+    )
+    parser.add_argument(
+        "--by",
+        default="",
+        help="results by slice: device_type, browser or a dimension key, each with its own SRM",
+    )
+    parser.add_argument(
+        "--top", type=int, default=5, help="slices: the N values with the most visitors (5)"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
 
 
-def document(settings: Settings, tenant: str, experiment: str, filters: Filters,
-             alpha: float = stats.ALPHA) -> dict[str, Any]:  # fmt: skip
+def document(
+    settings: Settings, tenant: str, experiment: str, filters: Filters, options: Options
+) -> dict[str, Any]:
     client = connect(settings)
     try:
-        return analyse(read(client, tenant, experiment, filters), filters, alpha)
+        agg = read(client, tenant, experiment, filters)
+        by = read_slices(client, tenant, experiment, filters, options.by) if options.by else None
+        return analyse(agg, filters, options, by)
     finally:
         client.close()
 
@@ -288,13 +283,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             goals=tuple(args.goal),
             include_bots=args.include_bots,
             include_multi=args.include_multi,
+            cap_cents=args.cap_cents,
+            cap_percentile=args.cap_percentile,
         )
+        options = Options.from_settings(
+            settings, alpha=args.alpha, correction=args.correction, prior_sd=args.prior_sd,
+            target_lift=args.target_lift, power=args.power, by=args.by, top=args.top,
+        )  # fmt: skip
+        options.check()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    if not 0 < args.alpha < 1:
-        raise SystemExit("--alpha must be between 0 and 1")
     with progress(f"reading experiment {args.experiment}"):
-        doc = document(settings, args.tenant, args.experiment, filters, args.alpha)
+        doc = document(settings, args.tenant, args.experiment, filters, options)
     if args.json:
         sys.stdout.write(to_json(doc).decode() + "\n")
     else:

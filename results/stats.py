@@ -21,12 +21,20 @@ the tests it has; the formulas below are the ones scipy does not ship.
   inequality), and inverting it gives the interval d +- sqrt(V (V + tau^2) / tau^2 *
   (ln((V + tau^2) / V) - 2 ln alpha)). tau = MIXTURE_EFFECT x the pooled standard deviation of the
   metric: a standardized effect of 0.05, which makes the boundary tightest near 6,400 visitors
-  per arm (tau^2 ~ 8 V there). V is the pooled (null) variance for the p-value, unpooled for the
-  interval, as in the fixed-horizon test.
+  per arm (tau^2 ~ 8 V there). V is the variance the fixed-horizon test uses: for rates the
+  pooled (null) variance for the p-value and the unpooled one for the interval, as the z-test
+  does; for means the unpooled (Welch) variance for both, since arms may differ in spread (a
+  pooled V there under-states the variance of d when the smaller arm is the noisier one).
 * CUPED (Deng, Xu, Kohavi, Walker 2013): Y' = Y - theta (X - mean X) with the pre-exposure value
   X of the same metric, theta = cov(X, Y) / var(X) over both arms pooled; then Welch on Y'.
 * Sample-ratio mismatch: `scipy.stats.chisquare` of the exposed counts against the planned
-  weights; flagged below SRM_THRESHOLD (0.001, the usual practice, Fabijan et al. 2019).
+  weights; flagged below SRM_THRESHOLD (0.001, the usual practice, Fabijan et al. 2019). Arms
+  planned at weight 0 with nobody in them are left out; anybody in such an arm is a mismatch.
+
+Too little data (an empty arm, one visitor, no variance) gives NaN for the figures it affects,
+never an exception. Aggregates that cannot come from real visitors (more converters than visitors,
+negative counts, a sum of squares below what the sum forces, weights that are negative or all
+zero) raise `InvalidAggregates`, the one error this module raises on its inputs.
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ ALPHA = 0.05
 MIXTURE_EFFECT = 0.05
 SRM_THRESHOLD = 0.001
 NAN = math.nan
+_SLACK = 1e-9  # relative float slack when checking that sums are consistent
+
+
+class InvalidAggregates(ValueError):
+    """Aggregates no set of visitors can produce (a bug upstream, never too little data)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +80,18 @@ class Moments:
 
     @property
     def variance(self) -> float:
-        """Sample variance of Y (n - 1 in the denominator)."""
-        return _covariance(self.n, self.sum_y, self.sum_y, self.sum_y2)
+        """Sample variance of Y (n - 1 in the denominator), never below 0 (float cancellation)."""
+        return max(_covariance(self.n, self.sum_y, self.sum_y, self.sum_y2), 0.0)
+
+    def check(self) -> None:
+        """Raise InvalidAggregates unless some visitors could have these sums."""
+        if self.n < 0:
+            raise InvalidAggregates(f"negative visitor count n={self.n}")
+        for name, sum_, sum2 in (("y", self.sum_y, self.sum_y2), ("x", self.sum_x, self.sum_x2)):
+            if sum2 < 0 or (self.n == 0 and (sum_ or sum2)):
+                raise InvalidAggregates(f"impossible sums of {name} for n={self.n}")
+            if self.n and sum_ * sum_ > self.n * sum2 * (1 + _SLACK) + _SLACK:
+                raise InvalidAggregates(f"sum of {name}^2 below sum^2 / n (n={self.n})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +185,9 @@ def compare_rates(
     x_c: int, n_c: int, x_t: int, n_t: int, *, alpha: float = ALPHA, effect: float = MIXTURE_EFFECT
 ) -> Comparison:
     """Converters x out of exposed visitors n, control (c) versus treatment (t)."""
+    for x, n in ((x_c, n_c), (x_t, n_t)):
+        if not 0 <= x <= n:
+            raise InvalidAggregates(f"{x} converters out of {n} visitors")
     p_c = x_c / n_c if n_c else NAN
     p_t = x_t / n_t if n_t else NAN
     d = p_t - p_c
@@ -191,7 +217,7 @@ def welch(control: Moments, treatment: Moments) -> tuple[float, float, float]:
     """(t, two-sided p-value, Welch-Satterthwaite degrees of freedom) of treatment - control."""
     v_c = control.variance / control.n if control.n else NAN
     v_t = treatment.variance / treatment.n if treatment.n else NAN
-    if not (v_c + v_t > 0):
+    if not (v_c + v_t > 0 and control.n > 1 and treatment.n > 1):
         return NAN, NAN, NAN
     result = sps.ttest_ind_from_stats(
         treatment.mean, math.sqrt(treatment.variance), treatment.n,
@@ -210,6 +236,8 @@ def compare_means(
     control: Moments, treatment: Moments, *, alpha: float = ALPHA, effect: float = MIXTURE_EFFECT
 ) -> Comparison:
     """Means of a per-visitor metric (revenue per visitor), Welch's t-test."""
+    control.check()
+    treatment.check()
     t, p, df = welch(control, treatment)
     n_c, n_t = control.n, treatment.n
     d = treatment.mean - control.mean
@@ -221,7 +249,6 @@ def compare_means(
         n=n_c + n_t, sum_y=control.sum_y + treatment.sum_y, sum_y2=control.sum_y2 + treatment.sum_y2
     )
     tau2 = effect * effect * both.variance
-    v0 = both.variance * (1 / n_c + 1 / n_t) if n_c and n_t else NAN
     return Comparison(
         control=control.mean,
         treatment=treatment.mean,
@@ -231,13 +258,15 @@ def compare_means(
         relative_ci=_relative(control.mean, v_c, treatment.mean, v_t, q),
         statistic=t,
         p_value=p,
-        always_valid_p=always_valid_p(d, v0, tau2),
+        always_valid_p=always_valid_p(d, v_c + v_t, tau2),
         always_valid_ci=always_valid_interval(d, v_c + v_t, tau2, alpha),
     )
 
 
 def cuped(control: Moments, treatment: Moments, *, alpha: float = ALPHA) -> Cuped | None:
     """CUPED-adjusted difference of means; None without pre-exposure variance to use."""
+    control.check()
+    treatment.check()
     arms = (control, treatment)
     n = sum(a.n for a in arms)
     sx, sy = sum(a.sum_x for a in arms), sum(a.sum_y for a in arms)
@@ -250,7 +279,9 @@ def cuped(control: Moments, treatment: Moments, *, alpha: float = ALPHA) -> Cupe
     adjusted = [_adjust(a, theta) for a in arms]
     _, p, df = welch(adjusted[0], adjusted[1])
     d = adjusted[1].mean - adjusted[0].mean
-    half = t_quantile(alpha, df) * math.sqrt(sum(a.variance / a.n for a in adjusted))
+    enough = min(a.n for a in arms) >= 2  # else no variance in an arm: no interval
+    spread = math.sqrt(sum(a.variance / a.n for a in adjusted)) if enough else NAN
+    half = t_quantile(alpha, df) * spread
     reduction = 1 - (var_y - 2 * theta * cov_xy + theta * theta * var_x) / var_y if var_y else NAN
     return Cuped(
         theta=theta,
@@ -273,14 +304,32 @@ def _adjust(m: Moments, theta: float) -> Moments:
 def sample_ratio(
     observed: Sequence[int], weights: Sequence[float], threshold: float = SRM_THRESHOLD
 ) -> SampleRatio:
-    """Chi-square goodness of fit of the exposed counts to the planned (normalised) weights."""
-    total, share = sum(observed), sum(weights)
+    """Chi-square goodness of fit of the exposed counts to the planned (normalised) weights.
+
+    Arms planned at weight 0 and empty are left out of the test; a visitor in an arm planned at
+    weight 0 is a mismatch by itself (p = 0).
+    """
+    if len(observed) != len(weights):
+        raise InvalidAggregates(f"{len(observed)} counts for {len(weights)} weights")
+    if any(c < 0 for c in observed) or any(not w >= 0 for w in weights):
+        raise InvalidAggregates("negative (or NaN) visitor counts or weights")
+    share = sum(weights)
+    if not share > 0:
+        raise InvalidAggregates("every planned weight is 0: nothing to compare the split with")
+    total = sum(observed)
     expected = tuple(total * w / share for w in weights)
-    if total == 0 or len(observed) < 2:
+    kept = [(c, e) for c, e, w in zip(observed, expected, weights, strict=True) if w > 0]
+    stray = sum(c for c, w in zip(observed, weights, strict=True) if w == 0)
+    if stray:
+        return SampleRatio(
+            observed=tuple(observed), expected=expected, statistic=math.inf, p_value=0.0,
+            mismatch=True,
+        )  # fmt: skip
+    if total == 0 or len(kept) < 2:
         return SampleRatio(
             observed=tuple(observed), expected=expected, statistic=NAN, p_value=NAN, mismatch=False
         )
-    result = sps.chisquare(list(observed), f_exp=list(expected))
+    result = sps.chisquare([c for c, _ in kept], f_exp=[e for _, e in kept])
     p = float(result.pvalue)
     return SampleRatio(
         observed=tuple(observed),

@@ -1,7 +1,9 @@
 """Experiment results over HTTP: `python -m results.web --port 8090` (ClickHouse from HITS_*).
 
 GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&include_multi=1
-    the JSON document of `hitstream results --json`
+        &alpha=0.05&correction=holm|bh|none&prior_sd=0.3&target_lift=0.05&power=0.8
+        &cap_cents=50000&cap_percentile=0.99&by=device_type&top=5
+    the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
 GET /results/{tenant}/{experiment}?...   the same as an HTML page: the table and, per goal,
     the cumulative conversion rate per variation by day (inline SVG, no script, no CDN)
 """
@@ -20,9 +22,19 @@ from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
-from results import stats
-from results.query import Filters, read
-from results.report import COLUMNS, analyse, cells, cuped_notes, footer, headers, summary, to_json
+from results.analysis import Options
+from results.query import Filters, read, read_slices
+from results.report import analyse, to_json
+from results.table import (
+    COLUMNS,
+    cells,
+    footer,
+    goal_title,
+    headers,
+    notes,
+    slice_lines,
+    summary,
+)
 from schemas.settings import Settings, load_settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,30 +43,43 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def filters_from(query: Any) -> tuple[Filters, float]:
-    """Filters and alpha from the query string; ValueError when one is malformed."""
+def _float(query: Any, name: str) -> float | None:
+    return float(query[name]) if name in query else None
+
+
+def filters_from(query: Any, settings: Settings) -> tuple[Filters, Options]:
+    """Filters and options from the query string; ValueError when one is malformed."""
     goals = tuple(g for value in query.getall("goal", []) for g in value.split(",") if g)
-    alpha = float(query.get("alpha", stats.ALPHA))
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be between 0 and 1")
+    options = Options.from_settings(
+        settings, alpha=_float(query, "alpha"), correction=query.get("correction"),
+        prior_sd=_float(query, "prior_sd"), target_lift=_float(query, "target_lift"),
+        power=_float(query, "power"), by=query.get("by"),
+        top=int(query["top"]) if "top" in query else None,
+    )  # fmt: skip
+    options.check()
     filters = Filters.parse_slices(
         query.getall("slice", []),
         goals=goals,
         include_bots=query.get("include_bots", "").lower() in _TRUE,
         include_multi=query.get("include_multi", "").lower() in _TRUE,
+        cap_cents=int(query.get("cap_cents", 0)),
+        cap_percentile=float(query.get("cap_percentile", 0)),
     )
-    return filters, alpha
+    return filters, options
 
 
 async def _document(request: web.Request) -> dict[str, Any]:
     try:
-        filters, alpha = filters_from(request.query)
+        filters, options = filters_from(request.query, request.app[SETTINGS])
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     tenant, experiment = request.match_info["tenant"], request.match_info["experiment"]
     client = request.app[CLIENT]
     aggregates = await asyncio.to_thread(read, client, tenant, experiment, filters)
-    return analyse(aggregates, filters, alpha)
+    by = None
+    if options.by:
+        by = await asyncio.to_thread(read_slices, client, tenant, experiment, filters, options.by)
+    return analyse(aggregates, filters, options, by)
 
 
 async def api(request: web.Request) -> web.Response:
@@ -79,9 +104,9 @@ def render_page(doc: dict[str, Any]) -> str:
             for row in goal["variations"]
         )  # fmt: skip
         goals.append(
-            f"<h2>Goal {html.escape(goal['goal'])}</h2>"
+            f"<h2>G{html.escape(goal_title(goal)[1:])}</h2>"
             f'<div class="wide"><table><tr>{head}</tr>{rows}</table></div>'
-            + _paragraphs(cuped_notes(goal))
+            + _paragraphs(notes(goal, doc["alpha"]))
             + "<h3>Cumulative conversion rate by day (UTC)</h3>"
             + chart_svg(goal["daily"], colors)
         )
@@ -102,6 +127,7 @@ svg {{ background: #fff; border: 1px solid #ddd; }}
 <body><h1>{html.escape(title)}</h1>
 {_paragraphs(summary(doc)[1:])}
 {"".join(goals)}
+{_paragraphs(slice_lines(doc))}
 <div class="note">{_paragraphs(footer(doc))}</div>
 <p><a href="/api/results/{_path(doc)}">JSON</a></p>
 </body></html>

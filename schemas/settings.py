@@ -178,6 +178,22 @@ class Settings:
         "stored twice. Never set it in production.",
         False,
     )
+    results_correction: str = _env(
+        "Results: multiple-testing correction of the p-values across variations x goals: holm "
+        "(Holm-Bonferroni, family-wise error), bh (Benjamini-Hochberg, false discovery rate) "
+        "or none; `hitstream results --correction` overrides it.",
+        "holm",
+    )
+    results_prior_sd: float = _env(
+        "Results: standard deviation of the Bayesian Gaussian prior on the relative lift (0.3 = "
+        "lifts of +-30% are plausible); 0: the flat, uninformative prior.",
+        0.0,
+    )
+    results_target_lift: float = _env(
+        "Results: the relative lift the power figures aim at (days to detect it at today's "
+        "traffic, 0.05 = +5%).",
+        0.05,
+    )
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
     log_format: str = _env(
         "Log format of the gateway and the worker: json (one object per line) or text.", "json"
@@ -241,6 +257,11 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "octeth_rate_per_minute": lambda v: None if v >= 1 else "must be >= 1",
     "spool_max_bytes": lambda v: None if v >= 1 << 20 else "must be >= 1 MiB",
     "max_body_bytes": lambda v: None if v >= 1024 else "must be >= 1024",
+    "results_correction": lambda v: (
+        None if v in {"holm", "bh", "none"} else "must be holm, bh or none"
+    ),
+    "results_prior_sd": lambda v: None if v >= 0 else "must be 0 (flat prior) or more",
+    "results_target_lift": lambda v: None if v > 0 else "must be more than 0",
     "log_level": lambda v: (
         None
         if v in {"DEBUG", "INFO", "WARNING", "ERROR"}

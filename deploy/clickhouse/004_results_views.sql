@@ -74,6 +74,7 @@ SELECT
     x.is_bot AS is_bot,
     x.device_type AS device_type,
     x.dimensions AS dimensions,
+    x.user_agent AS user_agent,
     toUInt64(arrayCount(t -> t >= x.first_exposure_at, c.times)) AS conversions,
     toUInt8(conversions > 0) AS converted,
     if(converted, arrayMin(arrayFilter(t -> t >= x.first_exposure_at, c.times)),

@@ -27,7 +27,8 @@ from deploy.local import services
 from deploy.local.ports import free_port, wait_until
 from hitstream import cli
 from results import stats
-from results.query import Filters, read
+from results.analysis import Options
+from results.query import Filters, read, read_slices
 from results.report import analyse, to_json
 from results.web import COLORS
 from schemas.settings import Settings, to_environ
@@ -152,11 +153,89 @@ def test_per_variation_numbers_are_exact(loaded: Client) -> None:
     # CUPED covariates: v01 (converted) and v03 (did not) converted before exposure.
     assert (one.rate.sum_x, one.rate.sum_x2, one.rate.sum_xy) == (2, 2, 1)
     assert (one.revenue.sum_x, one.revenue.sum_xy) == (1700, 1000 * 3000)
+    # Revenue per order (delta method): per visitor conversions D and revenue M, v01 2 and 3000;
+    # v04 1 and 4000 (stored twice, counted once), v05 2 and 0, v06 1 and 1200.
+    assert (one.per_order.sum_d, one.per_order.sum_d2, one.per_order.sum_md) == (2, 4, 6000)
+    assert (two.per_order.sum_d, two.per_order.sum_d2, two.per_order.sum_md) == (4, 6, 5200)
+    assert (two.per_order.sum_m, two.per_order.mean) == (5200, 1300)
+    # ... and before exposure (ratio CUPED): v01 1 order of 1000, v03 1 of 700 (no order after).
+    pre = one.per_order
+    assert (pre.sum_dp, pre.sum_mp, pre.sum_mp_dp, pre.sum_dp2) == (2, 1700, 1700, 2)
+    assert (pre.sum_d_dp, pre.sum_m_dp, pre.sum_d_mp, pre.sum_m_mp) == (2, 3000, 2000, 3_000_000)
     assert set(agg.goals[OTHER_GOAL]) == {"1"} and agg.goals[OTHER_GOAL]["1"].converters == 1
     assert agg.sessions == {"add": {"1": 1}, "view": {"1": 2, "2": 2}}
     day1, day2 = DAY1.date(), DAY2.date()
     assert agg.daily_exposed == {"1": {day1: 2, day2: 1}, "2": {day1: 2, day2: 1}}
     assert agg.daily_converted[GOAL] == {"1": {day1: 1}, "2": {day1: 1, day2: 2}}
+
+
+def test_capping_in_clickhouse(loaded: Client) -> None:
+    # Revenue per converting visitor of GOAL: v01 3000 (control); v04 4000, v05 0, v06 1200.
+    median = read(loaded, TENANT, EXPERIMENT, Filters(cap_percentile=0.5))
+    assert median.caps == {
+        GOAL: 3000,
+        OTHER_GOAL: 0,
+    }  # quantileExact: 3000 of [0, 1200, 3000, 4000]
+    one, two = median.goals[GOAL]["1"], median.goals[GOAL]["2"]
+    assert (one.revenue.sum_y, two.revenue.sum_y) == (3000, 3000 + 0 + 1200)
+    assert two.revenue.sum_y2 == 3000**2 + 1200**2 and two.per_order.sum_md == 3000 + 1200
+    assert (one.revenue.sum_x, one.revenue.sum_xy) == (1700, 1000 * 3000)  # pre: under the cap
+    absolute = read(loaded, TENANT, EXPERIMENT, Filters(cap_cents=2000))
+    assert absolute.caps == {}
+    one, two = absolute.goals[GOAL]["1"], absolute.goals[GOAL]["2"]
+    assert (one.revenue.sum_y, two.revenue.sum_y, two.revenue.sum_y2) == (
+        2000,
+        3200,
+        2000**2 + 1200**2,
+    )
+    both = read(loaded, TENANT, EXPERIMENT, Filters(cap_cents=2000, cap_percentile=0.5))
+    assert both.caps == {GOAL: 2000, OTHER_GOAL: 0}
+    assert both.goals[GOAL]["2"].revenue.sum_y == 3200
+    doc = analyse(median, Filters(cap_percentile=0.5))
+    assert doc["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
+
+
+def test_guardrails_from_the_registry(loaded: Client) -> None:
+    assert read(loaded, TENANT, EXPERIMENT, Filters()).guardrails == {}
+    columns = ["tenant", "experiment_id", "goal_id", "role", "higher_is_better", "deleted",
+               "updated_at"]  # fmt: skip
+    rows = [[TENANT, EXPERIMENT, OTHER_GOAL, "guardrail", 0, 0, DAY1],
+            [TENANT, EXPERIMENT, "700", "guardrail", 1, 0, DAY1],
+            [TENANT, EXPERIMENT, "700", "guardrail", 1, 1, DAY2],  # then removed
+            [TENANT, "other", GOAL, "guardrail", 1, 0, DAY1]]  # fmt: skip
+    loaded.insert("experiment_goals", rows, column_names=columns)
+    agg = read(loaded, TENANT, EXPERIMENT, Filters())
+    assert agg.guardrails == {OTHER_GOAL: False}
+    doc = analyse(agg, Filters())
+    [other] = [g for g in doc["goals"] if g["goal"] == OTHER_GOAL]
+    assert other["guardrail"] == {"higher_is_better": False}
+
+
+def test_results_by_slice(loaded: Client) -> None:
+    by_device = read_slices(loaded, TENANT, EXPERIMENT, Filters(), "device_type")
+    assert {v: c.visitors for v, c in by_device.items()} == {
+        "mobile": {"1": 2, "2": 1},
+        "desktop": {"1": 1, "2": 2},
+    }
+    assert by_device["mobile"].converters == {GOAL: {"1": 1, "2": 1}}
+    assert by_device["desktop"].converters == {GOAL: {"2": 2}, OTHER_GOAL: {"1": 1}}
+    by_s1 = read_slices(loaded, TENANT, EXPERIMENT, Filters(), "s1")
+    assert {v: c.visitors for v, c in by_s1.items()} == {
+        "gc": {"1": 1, "2": 1},
+        "(none)": {"1": 2, "2": 2},
+    }
+    browsers = read_slices(loaded, TENANT, EXPERIMENT, Filters(include_bots=True), "browser")
+    assert {v: c.visitors for v, c in browsers.items()} == {
+        "Firefox": {"1": 3, "2": 3},
+        "other": {"2": 1},  # Googlebot: no browser family
+    }
+    options = Options(by="device_type", top=1)
+    doc = analyse(read(loaded, TENANT, EXPERIMENT, Filters()), Filters(), options, by_device)
+    values = doc["slices"]["values"]
+    assert [s["value"] for s in values] == ["desktop", "other"]  # 3 visitors each: by name
+    assert values[1]["visitors"] == {"1": 2, "2": 1} and values[0]["srm"]["mismatch"] is False
+    [two] = [r for r in values[0]["goals"][GOAL] if r["variation"] == "2"]
+    assert (two["converters"], two["rate"]) == (2, 1.0) and "p_adjusted" in two
 
 
 def test_flags_and_slices(loaded: Client) -> None:
@@ -253,6 +332,18 @@ def test_web_endpoint_returns_the_same_json_and_a_page(loaded: Client, results_w
         get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?slice=nokey")
     assert bad.value.code == 400
     bad.value.close()
+    query = "correction=bh&prior_sd=0.3&by=device_type&top=1&cap_percentile=0.5"
+    tuned = orjson.loads(get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?{query}")[2])
+    assert (tuned["options"]["correction"], tuned["options"]["prior_sd"]) == ("bh", 0.3)
+    assert [s["value"] for s in tuned["slices"]["values"]] == ["desktop", "other"]
+    assert tuned["capping"]["caps"] == {GOAL: 3000, OTHER_GOAL: 0}
+    page = get(f"{results_web}/results/{TENANT}/{EXPERIMENT}?{query}")[2]
+    assert b"Benjamini-Hochberg" in page and b"by device_type" in page and b"Bayes 2" in page
+    for wrong in ("correction=sidak", "top=0", "prior_sd=-1", "cap_percentile=2"):
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            get(f"{results_web}/api/results/{TENANT}/{EXPERIMENT}?{wrong}")
+        assert bad.value.code == 400, wrong
+        bad.value.close()
 
 
 def png_pixels(data: bytes) -> np.ndarray:
