@@ -18,6 +18,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 from rocksdict import Rdict
@@ -32,7 +33,7 @@ from pipeline.derive import derive
 from pipeline.validate import validate
 from schemas import rawhit
 from schemas.formats import ParseContext
-from schemas.settings import Settings
+from schemas.settings import Settings, to_environ
 from schemas.topics import EXPOSURES, RAW
 
 HITS = int(os.environ.get("BENCH_HITS", "50000"))
@@ -134,6 +135,22 @@ def _worker_rate(settings: Settings, work: Path) -> tuple[float, float]:
         services.stop(worker)
 
 
+def _faust_floor(settings: Settings, work: Path) -> tuple[float, float]:
+    """(events/s, events per CPU-second) of a Faust agent that only counts (bench/faust_floor)."""
+    out = work / "floor.json"
+    env = {**to_environ(settings), "BENCH_HITS": str(HITS), "BENCH_FLOOR_OUT": str(out)}
+    floor = services.spawn(services.python_module("bench.faust_floor"), work / "floor.log", env)
+    try:
+        floor.wait(timeout=600)
+    finally:
+        services.stop(floor)
+    if not out.exists():
+        tail = (work / "floor.log").read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"the Faust floor agent did not finish:\n{tail}")
+    found = orjson.loads(out.read_bytes())
+    return found["events"] / found["wall_s"], found["events"] / found["cpu_s"]
+
+
 def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="hits-bench-") as tmp:
         work = Path(tmp)
@@ -154,6 +171,7 @@ def run() -> list[str]:
             prepare(settings)
             asyncio.run(_produce(settings))
             baseline, baseline_cpu = asyncio.run(_baseline(settings, work))
+            floor, floor_cpu = _faust_floor(settings, work)
             worker, worker_cpu = _worker_rate(settings, work)
             ends = asyncio.run(all_end_offsets(settings))
         finally:
@@ -166,8 +184,10 @@ def run() -> list[str]:
         f"Faust worker (validate, dedup, derive, sink)    {worker:>9,.0f} events/s",
         f"ratio worker / baseline                         {worker / baseline:.3f}"
         "   (target >= 0.5, and >= 5,000 events/s)",
-        f"per CPU-second of the process: plain loop {baseline_cpu:,.0f}, worker "
-        f"{worker_cpu:,.0f} events; ratio {worker_cpu / baseline_cpu:.3f} (robust to other load)",
+        f"Faust agent that only counts (the framework's floor) {floor:>7,.0f} events/s",
+        f"per CPU-second of the process: plain loop {baseline_cpu:,.0f}, Faust floor "
+        f"{floor_cpu:,.0f}, worker {worker_cpu:,.0f} events; worker / plain loop "
+        f"{worker_cpu / baseline_cpu:.3f} (robust to other load)",
         f"Kafka messages per hit: consumed {(raw + exposed) / HITS:.2f}, produced "
         f"{produced / HITS:.2f} ("
         + ", ".join(f"{t} {n / HITS:.2f}" for t, n in sorted(ends.items()) if n)

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # ClickHouse error codes worth retrying: timeouts, limits, network, too many parts, readonly.
 RETRIABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425})
 STAGE_COLUMN = {"dead_letters": "stage"}
+# The broken control: no token, and ClickHouse's own dedup of a block it has seen (by its hash)
+# off too, or a redelivered batch that happens to form the same block is still stored once.
+UNSAFE = {"insert_deduplicate": 0}
 
 
 def is_retriable(exc: Exception) -> bool:
@@ -46,7 +49,8 @@ class ClickHouseSink:
         self, connect: Callable[[], Client], retry_max_s: float, unsafe_without_dedup: bool = False
     ) -> None:
         """`unsafe_without_dedup`: tests only (`HITS_UNSAFE_SINK_WITHOUT_DEDUP`, the chaos suite's
-        control run): no dedup token and no progress marks, so redelivered rows are stored twice.
+        control run): no dedup token, no block dedup and no progress marks, so redelivered rows
+        are stored twice.
         """
         self._connect = connect
         self._client: Client | None = None
@@ -112,7 +116,7 @@ class ClickHouseSink:
                 batch.table,
                 batch.rows,
                 column_names=COLUMNS[batch.table],
-                settings={} if self._unsafe else {"insert_deduplication_token": token},
+                settings=UNSAFE if self._unsafe else {"insert_deduplication_token": token},
             )
 
     async def _store_row_by_row(self, batch: TableBatch, token: str) -> int:

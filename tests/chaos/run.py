@@ -41,6 +41,9 @@ class Config:
     concurrency: int = 48
     hold_s: float = 8.0  # how long Kafka and ClickHouse stay down
     worker_kill_every_s: float = 10.0
+    # kill the moment new rows show (between an insert and the next offset commit, the window in
+    # which a kill makes the worker store a batch again): the control run's sharpest fault
+    kill_right_after_insert: bool = False
     broker_outage: bool = True
     clickhouse_outage: bool = True
     gateway_kill: bool = True
@@ -139,15 +142,21 @@ async def _traffic_and_faults(procs: Processes, config: Config, report: Report) 
             return None
 
     async def worker_killer() -> None:
-        """Every few seconds, once the worker has stored something since its (re)start."""
+        """Every few seconds, once the worker has stored something since its (re)start (with
+        `kill_right_after_insert`: as soon as it stored more than when last looked)."""
         last, at_start = time.monotonic(), -1
         while sending:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.05 if config.kill_right_after_insert else 0.5)
             procs.revive_worker()
             if not sending or time.monotonic() - last < config.worker_kill_every_s:
                 continue
             stored = await asyncio.to_thread(stored_events)
-            if stored is None or stored > at_start:
+            if config.kill_right_after_insert and stored is not None and stored > at_start >= 0:
+                await asyncio.to_thread(procs.kill_worker)
+                last, at_start = time.monotonic(), stored
+            elif config.kill_right_after_insert:
+                at_start = stored if stored is not None else at_start
+            elif stored is None or stored > at_start:
                 await asyncio.to_thread(procs.kill_worker)
                 last, at_start = time.monotonic(), stored if stored is not None else -1
 
