@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from schemas import octeth_fields as fields
 from schemas.event import Event, stable_id
-from schemas.querystring import clean_text
 from schemas.rawhit import RawHit
 
 if TYPE_CHECKING:  # a cycle at type-checking time only: `schemas.octeth` imports this module
@@ -29,6 +28,7 @@ IDENTIFY_FLAG = "identify"  # the event type is identify
 EMAIL_PRESENT = "email_present"  # a valid email was sent: an identity link to record (HMAC'd)
 EMAIL_REDACTED = "email_redacted"
 UUID_MINTED = "uuid_minted"  # the visitor id is the gateway's, not the client's
+INVALID_UTF8 = "invalid_utf8"  # the user agent held bytes that are not UTF-8 (kept with U+FFFD)
 
 
 def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple[Event, ...]:
@@ -41,6 +41,7 @@ def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple
             (SILENT, request.is_silent),
             (IDENTIFY_FLAG, request.event_type == IDENTIFY),
             (EMAIL_PRESENT, request.email is not None),
+            (INVALID_UTF8, hit.not_utf8("user-agent")),
         )
         if on
     )
@@ -77,7 +78,7 @@ def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple
         properties=properties,
         page_url=_string(properties.get("$current_url")),
         referrer=_string(properties.get("$referrer")),
-        user_agent=clean_text(hit.header("user-agent")),
+        user_agent=hit.text("user-agent"),
         device_type=_string(properties.get("$device_type")),
         flags=tuple(sorted(flags)),
         fingerprint=fingerprint,
