@@ -25,7 +25,8 @@ from deploy import services
 from deploy.clickhouse_client import connect
 from deploy.localstack import LocalStack, prepare, start_gateway, start_worker
 from deploy.ports import free_port
-from schemas.settings import Settings
+from hitstream import cli
+from schemas.settings import Settings, to_environ
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +157,20 @@ def gateway(hits_settings: Settings, tmp_path: Path) -> Iterator[str]:
     process = start_gateway(hits_settings, tmp_path / "gateway.log")
     yield f"http://{hits_settings.gateway_host}:{hits_settings.gateway_port}"
     services.stop(process)
+
+
+@pytest.fixture
+def octeth_key(
+    hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """An Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
+    for name, value in to_environ(hits_settings).items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
+    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
+    capsys.readouterr()
+    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
+    return capsys.readouterr().out.strip()
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -14,8 +14,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from hitstream import cli
-from schemas.settings import Settings, to_environ
+from schemas.settings import Settings
 from tests.integration.conftest import Worker, wait_for_rows
 
 pytestmark = pytest.mark.integration
@@ -50,25 +49,12 @@ def status_of(settings: Settings, data: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-def octeth_key(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> str:
-    for name, value in to_environ(settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return capsys.readouterr().out.strip()
-
-
 def test_headers_that_are_not_utf8_are_stored_and_flagged(
     hits_settings: Settings,
     gateway: str,
     worker: Worker,
     clickhouse: Client,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    octeth_key: str,
 ) -> None:
     monetate = {
         "v": 1,
@@ -84,7 +70,7 @@ def test_headers_that_are_not_utf8_are_stored_and_flagged(
     ]
     assert [status_of(hits_settings, data) for data in beacons] == [200, 200, 200]
 
-    key = octeth_key(hits_settings, monkeypatch, capsys)
+    key = octeth_key
     octeth = orjson.dumps({"APIKey": key, "ListID": 94, "event": "signup", "uuid": "hb-oct"})
     octeth_request = request("POST", "/api/v1/event", octeth, "application/json")
     deadline = time.monotonic() + 15  # the gateway sees the new key within seconds
