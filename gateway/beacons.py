@@ -85,12 +85,12 @@ async def publish_beacon(
     key = key or hit.hit_id.encode()
     try:
         where = await request.app[DELIVERY].deliver(settings.topic(RAW), rawhit.encode(hit), key)
-        metrics.HITS.labels(kind, where).inc()
+        metrics.hits(kind, where).inc()
     except (SpoolFull, OSError) as exc:
-        metrics.HITS.labels(kind, "dropped").inc()
+        metrics.hits(kind, "dropped").inc()
         metrics.SPOOL_DROPS.inc()
         log.error(
             "hit %s dropped: Kafka is away and the spool cannot keep it (%s)", hit.hit_id, exc
         )
-    metrics.LATENCY.labels(kind).observe(time.perf_counter() - started)
+    metrics.latency(kind).observe(time.perf_counter() - started)
     return beacon_response(request)
