@@ -5,8 +5,8 @@ and broken framing (tests/integration/fuzz_requests.py), from a fixed seed, agai
 gateway process, Kafka, the Faust worker and ClickHouse. It asserts: no 5xx; every beacon the
 HTTP layer lets through is answered 200; the gateway still answers /healthz; and every request
 answered 200 is stored, as events or a dead letter: the distinct hit ids in ClickHouse equal the
-200s exactly. `HITS_FUZZ_REQUESTS` (read here, not a product setting) sets how many,
-`HITS_FUZZ_SEED` the seed.
+200s exactly. `FUZZ_REQUESTS` (read here, not a product setting) sets how many,
+`FUZZ_SEED` the seed (not `HITS_*`: the gateway refuses unknown `HITS_*` variables).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tests.integration.fuzz_requests import FuzzRequest, octeth, requests
 
 pytestmark = pytest.mark.integration
 
-REQUESTS = int(os.environ.get("HITS_FUZZ_REQUESTS", "2000"))
-SEED = int(os.environ.get("HITS_FUZZ_SEED", "20261207"))
+REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "2000"))
+SEED = int(os.environ.get("FUZZ_SEED", "20261207"))
 CONCURRENCY = 16
 OCTETH_ANSWERS = {200, 400, 401, 413, 422}  # never 429 at this rate, never 503 with Kafka up
 
