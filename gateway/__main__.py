@@ -1,29 +1,19 @@
-"""`python -m gateway`: serve the gateway with the process's `HITS_*` settings (uvloop)."""
+"""`python -m gateway`: serve the gateway with the process's `HITS_*` settings (uvloop); with
+`HITS_GATEWAY_PROCESSES=N` > 1, N processes on one port (gateway/processes.py)."""
 
 from __future__ import annotations
 
-import logging
-
-import uvloop
-from aiohttp import web
-
 from deploy.startup import configure_logging, settings_or_exit
-from gateway.app import create_app
-
-log = logging.getLogger("gateway")
+from gateway.processes import serve, supervise
 
 
 def main() -> None:
     settings = settings_or_exit()
+    if settings.gateway_processes == 1:
+        serve(settings)
+        return
     configure_logging(settings)
-    web.run_app(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        access_log=None,
-        print=lambda text: log.info(" ".join(str(text).split())),
-        loop=uvloop.new_event_loop(),
-    )
+    supervise(settings)
 
 
 if __name__ == "__main__":

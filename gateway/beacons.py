@@ -81,16 +81,16 @@ async def publish_beacon(
     settings = request.app[SETTINGS]
     # A hit without a visitor is keyed by its hit id, never left to the random partitioner: a
     # copy that reaches Kafka twice (a timed-out publish that landed, then the spool) must land in
-    # the same partition, where the pipeline's hit-id dedup sees both (pipeline/hitids.py).
+    # the same partition, where the pipeline's hit-id dedup sees both (pipeline/seen.py).
     key = key or hit.hit_id.encode()
     try:
         where = await request.app[DELIVERY].deliver(settings.topic(RAW), rawhit.encode(hit), key)
-        metrics.HITS.labels(kind, where).inc()
+        metrics.hits(kind, where).inc()
     except (SpoolFull, OSError) as exc:
-        metrics.HITS.labels(kind, "dropped").inc()
+        metrics.hits(kind, "dropped").inc()
         metrics.SPOOL_DROPS.inc()
         log.error(
             "hit %s dropped: Kafka is away and the spool cannot keep it (%s)", hit.hit_id, exc
         )
-    metrics.LATENCY.labels(kind).observe(time.perf_counter() - started)
+    metrics.latency(kind).observe(time.perf_counter() - started)
     return beacon_response(request)

@@ -1,5 +1,7 @@
 """The gateway's Prometheus metrics; labels are bounded (protocol, outcome, topic)."""
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HITS = Counter("hitstream_gateway_hits_total", "Requests received", ["protocol", "outcome"])
@@ -19,3 +21,14 @@ SPOOL_DRAINED = Counter("hitstream_gateway_spool_drained_total", "Spooled hits s
 SPOOL_DROPS = Counter(
     "hitstream_gateway_spool_drops_total", "Hits refused because the spool was full (never silent)"
 )
+
+
+@functools.cache
+def hits(protocol: str, outcome: str) -> Counter:
+    """The `HITS` child of these labels, looked up once (`labels()` takes a lock each call)."""
+    return HITS.labels(protocol, outcome)
+
+
+@functools.cache
+def latency(protocol: str) -> Histogram:
+    return LATENCY.labels(protocol)

@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 
 from deploy.kafka_security import client_options
 from gateway import metrics
+from gateway.deadlines import Deadlines
+from gateway.partitioner import partition
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class KafkaPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._renew = False  # a publish failed: replace the producer before the next one
         self._renewing = asyncio.Lock()
+        self._deadlines = Deadlines(self._timeout)
         self.started = False
 
     async def start(self) -> None:
@@ -49,6 +52,7 @@ class KafkaPublisher:
             enable_idempotence=True,
             linger_ms=settings.producer_linger_ms,
             compression_type="lz4",
+            partitioner=partition,
             max_batch_size=256 * 1024,
             request_timeout_ms=max(int(settings.publish_timeout_s * 1000), 1000),
             client_id=f"hitstream-gateway-{settings.app_id}",
@@ -99,12 +103,27 @@ class KafkaPublisher:
             raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc
 
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
-        """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else."""
-        producer = await self._usable()
+        """Return once Kafka has the record (all in-sync replicas); raise `PublishError` else.
+
+        The hot path: one shared deadline per window of publishes (`gateway.deadlines`) instead
+        of an `asyncio.timeout` each, and aiokafka's message future awaited directly."""
+        producer = self._producer
+        if producer is None or self._renew:
+            producer = await self._usable()
+        waiter = self._deadlines.join()
         try:
-            async with asyncio.timeout(self._timeout):
-                await producer.send_and_wait(topic, value, key=key or None)
-        except (TimeoutError, KafkaError) as exc:
-            self._renew = True
-            metrics.PUBLISH_FAILURES.labels(topic.rsplit(".", 1)[-1]).inc()
+            await (await producer.send(topic, value, key=key or None))
+        except asyncio.CancelledError:
+            if waiter.leave():
+                self._failed(topic)
+                raise PublishError(f"not acknowledged within {self._timeout} s") from None
+            raise
+        except KafkaError as exc:
+            waiter.leave()
+            self._failed(topic)
             raise PublishError(f"not acknowledged within {self._timeout} s: {exc!r}") from exc
+        waiter.leave()
+
+    def _failed(self, topic: str) -> None:
+        self._renew = True
+        metrics.PUBLISH_FAILURES.labels(topic.rsplit(".", 1)[-1]).inc()

@@ -48,7 +48,6 @@ import orjson
 from schemas.event import Event, stable_id
 from schemas.optimizely import FUTURE_TOLERANCE_MS, MAX_TIME_MS, MIN_TIME_MS
 from schemas.outcome import Accepted, Outcome, Rejected
-from schemas.querystring import clean_text
 from schemas.rawhit import RawHit
 
 SOURCE = "monetate"
@@ -88,6 +87,7 @@ BAD_EXPERIMENT = "bad_experiment"  # experiments not a map, or a pair not two sh
 BAD_PROPERTIES = "bad_properties"  # `props` not a map of scalars, or too many: bad ones dropped
 UNEXPECTED_CONTENT_TYPE = "unexpected_content_type"  # neither text/plain nor application/json
 BAD_TIME = "bad_time"
+INVALID_UTF8 = "invalid_utf8"  # a header read (content-type, referer, user-agent) not UTF-8: U+FFFD
 FUTURE_TIME_CLAMPED = "future_time_clamped"
 LATE = "late"
 
@@ -125,7 +125,9 @@ def parse(hit: RawHit, context: Context) -> Outcome:
     if len(entries) > MAX_EVENTS:
         return Rejected(TOO_MANY_EVENTS, f"{len(entries)} events, at most {MAX_EVENTS}")
     flags: set[str] = set()
-    content_type = clean_text(hit.header("content-type")).partition(";")[0].strip().lower()
+    if hit.not_utf8("content-type", "referer", "user-agent"):
+        flags.add(INVALID_UTF8)
+    content_type = hit.text("content-type").partition(";")[0].strip().lower()
     if content_type not in CONTENT_TYPES:
         flags.add(UNEXPECTED_CONTENT_TYPE)
     experiments = _experiments(obj.get("experiments"), flags)
@@ -136,7 +138,7 @@ def parse(hit: RawHit, context: Context) -> Outcome:
     if not isinstance(page, dict):
         flags.add(BAD_PAGE)
         page = {}
-    page_url = _text(page.get("url"), flags) or clean_text(hit.header("referer"))[:MAX_TEXT]
+    page_url = _text(page.get("url"), flags) or hit.text("referer")[:MAX_TEXT]
     referrer = _text(page.get("referrer"), flags)
     device = _text(page.get("device"), flags)
     if device and device not in DEVICES:
@@ -156,7 +158,7 @@ def parse(hit: RawHit, context: Context) -> Outcome:
         experiments=experiments,
         page_url=page_url,
         referrer=referrer,
-        user_agent=clean_text(hit.header("user-agent")),
+        user_agent=hit.text("user-agent"),
         device_type=device,
     )
     return Accepted(

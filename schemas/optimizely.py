@@ -31,7 +31,7 @@ import orjson
 
 from schemas.event import Event, stable_id
 from schemas.outcome import Accepted, Outcome, Rejected
-from schemas.querystring import clean_text, cookie_value, decode_component, decode_pairs, to_bytes
+from schemas.querystring import cookie_value, decode_component, decode_pairs, to_bytes
 from schemas.rawhit import RawHit
 
 SOURCE = "optimizely"
@@ -62,7 +62,7 @@ TOO_MANY_EXPERIMENTS = "too_many_experiments"  # > MAX_EXPERIMENTS experiments i
 PROJECT_HOST_MISMATCH = "project_host_mismatch"  # `a` and the Host label differ: `a` wins
 MISSING_ACCOUNT_ID = "missing_account_id"  # no `d`
 BAD_ACCOUNT_ID = "bad_account_id"  # `d` not numeric: account_id ""
-INVALID_UTF8 = "invalid_utf8"  # some name or value not UTF-8 (kept with U+FFFD)
+INVALID_UTF8 = "invalid_utf8"  # some name, value or header read not UTF-8 (kept with U+FFFD)
 DUPLICATE_PARAMETER = "duplicate_parameter"  # single-valued param repeated, differing: first wins
 BAD_EXPERIMENT_PARAM = "bad_experiment_param"  # `x..` pair with a non-numeric id: skipped
 BAD_BUCKETS_COOKIE = "bad_buckets_cookie"  # optimizelyBuckets not a JSON map of numeric ids
@@ -122,7 +122,9 @@ def parse(
         else:
             _add_property(properties, name, value)
 
-    project = _project(single.get("a", ""), clean_text(hit.header("host")), flags)
+    if hit.not_utf8("host", "cookie", "referer", "user-agent"):
+        flags.add(INVALID_UTF8)
+    project = _project(single.get("a", ""), hit.text("host"), flags)
     if isinstance(project, Rejected):
         return project
     user = single.get("u", "")
@@ -140,7 +142,7 @@ def parse(
         return Rejected(MISSING_EVENT_NAME, "neither n nor a valid g")
     arms = _experiment_map(x_pairs, experiments, BAD_EXPERIMENT_PARAM, flags)
     if not arms:
-        buckets = single.get(BUCKETS) or cookie_value(clean_text(hit.header("cookie")), BUCKETS)
+        buckets = single.get(BUCKETS) or cookie_value(hit.text("cookie"), BUCKETS)
         if buckets is not None:
             arms = _experiment_map(
                 _bucket_pairs(buckets, flags), experiments, BAD_BUCKETS_COOKIE, flags
@@ -185,8 +187,8 @@ def parse(
         value_cents=_value_cents(value_raw, flags),
         dimensions=dimensions,
         properties=properties,
-        page_url=clean_text(hit.header("referer")),
-        user_agent=clean_text(hit.header("user-agent")),
+        page_url=hit.text("referer"),
+        user_agent=hit.text("user-agent"),
         flags=tuple(sorted(flags)),
         fingerprint=fingerprint,
     )

@@ -111,6 +111,15 @@ class Settings:
     # Gateway
     gateway_host: str = _env("Address the gateway listens on.", "127.0.0.1")
     gateway_port: int = _env("Port the gateway listens on.", 8080)
+    gateway_processes: int = _env(
+        "Gateway processes sharing the port (SO_REUSEPORT); process i > 0 spools in "
+        "<spool dir>/process-<i>.",
+        1,
+    )
+    gateway_process_ports_from: int = _env(
+        "0: off. Else gateway process i also listens on this port + i (its own /metrics, /readyz).",
+        0,
+    )
     max_body_bytes: int = _env(
         "Largest request body the gateway reads; larger ones are "
         "dead-lettered (beacons) or answered 413 (Octeth).",
@@ -246,6 +255,8 @@ _PARSERS: dict[Any, Callable[[str], Any]] = {
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "partitions": lambda v: None if 1 <= v <= 1024 else "must be 1..1024",
     "gateway_port": lambda v: None if 0 <= v <= 65535 else "must be 0..65535",
+    "gateway_processes": lambda v: None if 1 <= v <= 256 else "must be 1..256",
+    "gateway_process_ports_from": lambda v: None if 0 <= v <= 65535 else "must be 0..65535",
     "worker_web_port": lambda v: None if 0 <= v <= 65535 else "must be 0..65535",
     "publish_timeout_s": lambda v: None if v > 0 else "must be > 0",
     "kafka_session_timeout_s": lambda v: None if v >= 2 else "must be >= 2",

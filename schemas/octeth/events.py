@@ -22,12 +22,12 @@ from schemas.octeth.vocabulary import (
     EMAIL_REDACTED,
     IDENTIFY,
     IDENTIFY_FLAG,
+    INVALID_UTF8,
     REDACTED,
     SILENT,
     SOURCE,
     UUID_MINTED,
 )
-from schemas.querystring import clean_text
 from schemas.rawhit import RawHit
 
 
@@ -41,6 +41,7 @@ def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple
             (SILENT, request.is_silent),
             (IDENTIFY_FLAG, request.event_type == IDENTIFY),
             (EMAIL_PRESENT, request.email is not None),
+            (INVALID_UTF8, hit.not_utf8("user-agent")),
         )
         if on
     )
@@ -77,7 +78,7 @@ def to_events(request: OctethRequest, hit: RawHit, *, minted_uuid: str) -> tuple
         properties=properties,
         page_url=_string(properties.get("$current_url")),
         referrer=_string(properties.get("$referrer")),
-        user_agent=clean_text(hit.header("user-agent")),
+        user_agent=hit.text("user-agent"),
         device_type=_string(properties.get("$device_type")),
         flags=tuple(sorted(flags)),
         fingerprint=fingerprint,

@@ -32,3 +32,4 @@ BAD_CURRENCY = "bad_currency"
 BAD_QUANTITY = "bad_quantity"
 NEGATIVE_VALUE = "negative_value"
 VALUE_ROUNDED = "value_rounded"
+INVALID_UTF8 = "invalid_utf8"  # the user agent held bytes that are not UTF-8 (kept with U+FFFD)

@@ -152,6 +152,20 @@ def gateway(hits_settings: Settings, tmp_path: Path) -> Iterator[str]:
     services.stop(process)
 
 
+@pytest.fixture
+def octeth_key(
+    hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """An Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
+    for name, value in to_environ(hits_settings).items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
+    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
+    capsys.readouterr()
+    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
+    return capsys.readouterr().out.strip()
+
+
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -202,17 +216,3 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
-
-
-@pytest.fixture
-def octeth_key(
-    hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> str:
-    """Account `acme` with list 94, registered through the CLI, and a new API key for it."""
-    for name, value in to_environ(hits_settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return capsys.readouterr().out.strip()

@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
-from deploy.ports import free_port
+from deploy.local.ports import free_port
 from schemas.settings import Settings
 from schemas.topics import RAW
 from tests.integration.conftest import Worker, wait_for_rows

@@ -5,6 +5,7 @@ The publisher here records what it is given (the real Kafka path is in tests/int
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -114,3 +115,23 @@ async def test_health_and_readiness() -> None:
     async with TestClient(TestServer(create_app(SETTINGS, publisher))) as client:
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/readyz")).status == 200
+
+
+async def test_a_body_in_several_segments_is_read_whole(settings: Settings) -> None:
+    """`StreamReader.read(n)` returns what has arrived: the body used to be cut at the first."""
+    publisher = RecordingPublisher()
+    server = TestServer(create_app(settings, publisher))
+    await server.start_server()
+    body = b"a=1&u=v&n=e&" + b"p=x&" * 200
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        head = f"POST /event HTTP/1.1\r\nHost: h\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode() + body[:100])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(body[100:])
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+    finally:
+        await server.close()
+    assert rawhit.decode(publisher.sent[0][1]).body == body

@@ -123,7 +123,7 @@ async def test_collect_publishes_a_monetate_hit_keyed_by_site_and_visitor(
     assert key == monetate.partition_key(body)
     junk = await test_client.post("/monetate/collect", data=b"junk")
     # keyless (no site or visitor to read): keyed by its hit id, so a second copy of the hit
-    # meets the first in one partition (pipeline/hitids.py)
+    # meets the first in one partition (pipeline/seen.py)
     _, junk_value, junk_key = publisher.sent[-1]
     assert junk.status == 200 and junk_key == rawhit.decode(junk_value).hit_id.encode()
     preflight = await test_client.options(
