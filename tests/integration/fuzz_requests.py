@@ -13,19 +13,10 @@ from urllib.parse import quote_from_bytes
 
 import orjson
 
+from gateway.capture import KEPT_HEADERS  # every header the gateway keeps is fuzzed
+
 BEACON_PATHS = ("/event", "/monetate/collect")
 OCTETH_PATH = "/api/v1/event"
-KEPT_HEADERS = (
-    "host",
-    "user-agent",
-    "referer",
-    "origin",
-    "cookie",
-    "content-type",
-    "accept",
-    "x-forwarded-for",
-    "accept-language",
-)
 SEED_HEADERS = {
     "host": b"1234567.log.example.com",
     "user-agent": b"Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
