@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -29,9 +30,9 @@ log = logging.getLogger(__name__)
 # ClickHouse error codes worth retrying: timeouts, limits, network, too many parts, readonly.
 RETRIABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425})
 STAGE_COLUMN = {"dead_letters": "stage"}
-# The broken control: no token, and ClickHouse's own dedup of a block it has seen (by its hash)
-# off too, or a redelivered batch that happens to form the same block is still stored once.
-UNSAFE = {"insert_deduplicate": 0}
+# The broken control holds a batch's acks this long after storing it: the window in which a crash
+# makes the worker store the batch again (about 0.1 s otherwise), so the control run meets it.
+UNSAFE_ACK_DELAY_S = 1.0
 
 
 def is_retriable(exc: Exception) -> bool:
@@ -64,7 +65,9 @@ class ClickHouseSink:
         """Store `bundles`; return the number of rows inserted (replayed rows are skipped)."""
         bundles = [b if times_in_range(b) else _out_of_range(b) for b in bundles]
         if self._unsafe:
-            return sum([await self._store(batch) for batch in Progress().plan(bundles)])
+            stored = sum([await self._store(batch) for batch in Progress().plan(bundles)])
+            await asyncio.sleep(UNSAFE_ACK_DELAY_S)
+            return stored
         unloaded = self.progress.unloaded(bundles)
         if unloaded:
             found = await self._retrying("read marks", lambda: self._read_marks(unloaded))
@@ -116,7 +119,13 @@ class ClickHouseSink:
                 batch.table,
                 batch.rows,
                 column_names=COLUMNS[batch.table],
-                settings=UNSAFE if self._unsafe else {"insert_deduplication_token": token},
+                # unsafe: a new token each time, so not even ClickHouse's dedup of a block it has
+                # seen (by its hash, which a token replaces) stores a redelivered batch once
+                settings={
+                    "insert_deduplication_token": f"unsafe-{uuid.uuid4()}"
+                    if self._unsafe
+                    else token
+                },
             )
 
     async def _store_row_by_row(self, batch: TableBatch, token: str) -> int:
