@@ -47,7 +47,7 @@ def test_topics_are_created_with_the_configured_retention_and_min_insync(infra: 
     assert raw["min.insync.replicas"] == "1"
     assert raw["compression.type"] == "producer"
     assert asyncio.run(_configs(settings, "hits.dlq"))["retention.ms"] == str(36 * HOUR_MS)
-    assert asyncio.run(_configs(settings, "hits.dlq"))["retention.ms"] == str(30 * DAY_MS)
+    assert asyncio.run(_configs(settings, "hits.alerts"))["retention.ms"] == str(30 * DAY_MS)
     assert asyncio.run(check_topics(settings)) == []
 
 
