@@ -130,8 +130,10 @@ def decode(data: bytes) -> RowBundle:
     return RowBundle(obj["stage"], obj["p"], obj["pos"], obj["t"])
 
 
-def dead_letter_bundle(letter: DeadLetter) -> RowBundle:
-    row = [
+def dead_letter_row(letter: DeadLetter, position: int | None = None) -> list[Any]:
+    """The `dead_letters` row of `letter`, at its own position unless `position` is given."""
+    pos = letter.lineage.position if position is None else position
+    return [
         letter.dlq_id,
         letter.hit_id,
         letter.stage,
@@ -140,11 +142,17 @@ def dead_letter_bundle(letter: DeadLetter) -> RowBundle:
         letter.source,
         clamp_time(letter.received_at_ms),
         letter.raw,
+        max(letter.lineage.partition, 0),
+        max(pos, 0),
+    ]
+
+
+def dead_letter_bundle(letter: DeadLetter) -> RowBundle:
+    return RowBundle(
+        letter.stage,
         letter.lineage.partition,
         letter.lineage.position,
-    ]
-    return RowBundle(
-        letter.stage, letter.lineage.partition, letter.lineage.position, {"dead_letters": [row]}
+        {"dead_letters": [dead_letter_row(letter)]},
     )
 
 

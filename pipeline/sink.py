@@ -21,7 +21,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from pipeline import metrics
 from pipeline.progress import Progress, TableBatch
-from pipeline.rows import COLUMNS, RowBundle, times_in_range
+from pipeline.rows import COLUMNS, RowBundle, dead_letter_row, times_in_range
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Lineage
 
@@ -138,7 +138,7 @@ class ClickHouseSink:
                 stored += 1
             except DatabaseError as exc:
                 letter = _unstorable(batch.table, dict(zip(columns, row, strict=False)), exc)
-                dlq = TableBatch("dead_letters", [_dead_letter_row(letter)], {})
+                dlq = TableBatch("dead_letters", [dead_letter_row(letter)], {})
                 await self._retrying(
                     "dead-letter a row", partial(self._insert, dlq, f"{token}#{i}#dlq")
                 )
@@ -181,7 +181,7 @@ def _out_of_range(bundle: RowBundle) -> RowBundle:
         "sink",
         bundle.partition,
         bundle.position,
-        {"dead_letters": [_dead_letter_row(letter, bundle.position)]},
+        {"dead_letters": [dead_letter_row(letter, bundle.position)]},
     )
 
 
@@ -196,19 +196,3 @@ def _unstorable(table: str, row: dict[str, Any], exc: Exception) -> DeadLetter:
         raw=orjson.dumps(row, default=str).decode(),
         lineage=Lineage(partition=int(row.get("src_partition", 0))),
     )
-
-
-def _dead_letter_row(letter: DeadLetter, position: int | None = None) -> list[Any]:
-    pos = letter.lineage.position if position is None else position
-    return [
-        letter.dlq_id,
-        letter.hit_id,
-        letter.stage,
-        letter.reason,
-        letter.detail,
-        letter.source,
-        letter.received_at_ms,
-        letter.raw,
-        max(letter.lineage.partition, 0),
-        max(pos, 0),
-    ]
