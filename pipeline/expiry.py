@@ -81,8 +81,15 @@ def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]
     yield from store._visible_items(store._db_for_partition(partition))
 
 
-async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -> int:
+async def sweep(
+    table: Any,
+    expiry: Expiry,
+    partition: int,
+    watermark_ms: int,
+    delete: Callable[[int, bytes], None] | None = None,
+) -> int:
     """Delete the expired keys of `partition` (call inside one of its events); return how many.
+    `delete(partition, key)` replaces Faust's `del table[key]` (`pipeline.changelog`).
 
     The keys are collected first (no deletion while RocksDB iterates), yielding to the event
     loop every few thousand keys so a large table does not starve heartbeats.
@@ -97,6 +104,9 @@ async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -
             await asyncio.sleep(0)
     doomed += expiry.expired(chunk, watermark_ms)
     for key in doomed:
-        del table[key]
+        if delete is None:
+            del table[key]
+        else:
+            delete(partition, key)
     metrics.EXPIRED_KEYS.labels(expiry.table).inc(len(doomed))
     return len(doomed)
