@@ -21,7 +21,6 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
 from pipeline import alarm, identity, seen, sessions
-from pipeline.changelog import ChangelogWriter
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
 from pipeline.expiry import Expiry
@@ -104,7 +103,6 @@ def create_app(settings: Settings) -> faust.App:
             exposures=alarm.install(app, settings, watch),
             triggers=topic(TRIGGERS, None),
             dead_letters=topic(DLQ),
-            changelog=ChangelogWriter(settings),
         ),
         batch_rows=settings.sink_batch_rows,
     )

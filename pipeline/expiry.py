@@ -81,15 +81,8 @@ def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]
     yield from store._visible_items(store._db_for_partition(partition))
 
 
-async def sweep(
-    table: Any,
-    expiry: Expiry,
-    partition: int,
-    watermark_ms: int,
-    delete: Callable[[int, bytes], None] | None = None,
-) -> int:
+async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -> int:
     """Delete the expired keys of `partition` (call inside one of its events); return how many.
-    `delete(partition, key)` replaces Faust's `del table[key]` (`pipeline.changelog`).
 
     The keys are collected first (no deletion while RocksDB iterates), yielding to the event
     loop every few thousand keys so a large table does not starve heartbeats.
@@ -104,9 +97,6 @@ async def sweep(
             await asyncio.sleep(0)
     doomed += expiry.expired(chunk, watermark_ms)
     for key in doomed:
-        if delete is None:
-            del table[key]
-        else:
-            delete(partition, key)
+        del table[key]
     metrics.EXPIRED_KEYS.labels(expiry.table).inc(len(doomed))
     return len(doomed)

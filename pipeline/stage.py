@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import exposures, metrics
-from pipeline.changelog import ChangelogWriter, Writes
-from pipeline.decide import SEEN, TABLES, Context, Decided, RawMessage, decide
+from pipeline.decide import TABLES, Context, Decided, RawMessage, decide
 from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.rows import RowBundle
 from pipeline.sink import ClickHouseSink
@@ -44,7 +43,6 @@ class Pending:
     exposures: list[exposures.Exposure] = field(default_factory=list)
     triggers: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     rows: int = 0
-    changelog: Writes = field(default_factory=dict)  # `seen` values, sent at the flush
 
     def add(self, event: Any, decided: Decided) -> None:
         self.events.append(event)
@@ -62,7 +60,6 @@ class Outputs:
     exposures: Any
     triggers: Any
     dead_letters: Any
-    changelog: ChangelogWriter  # the `seen` table's changelog, a batch at a time
 
 
 class Stage:
@@ -96,13 +93,6 @@ class Stage:
         decided = decide([raw], {name: self.tables[name] for name in TABLES}, self.context())
         for name, values in decided.updates.items():
             table = self.tables[name]
-            if name == SEEN:  # the store now, the changelog with the batch (pipeline/changelog)
-                if not values:
-                    continue
-                for key, value in values.items():
-                    table.data[key] = value  # type: ignore[attr-defined]
-                self.pending.changelog.setdefault(message.partition, {}).update(values)
-                continue
             for key, value in values.items():
                 table[key] = value
         _count(decided, message.topic)
@@ -111,9 +101,7 @@ class Stage:
             watermark = self.watermarks.advance(partition, received_at_ms)
             for name, expiry in self.expiries.items():
                 if expiry.due(partition, watermark):
-                    await sweep(
-                        self.tables[name], expiry, partition, watermark, self._deleter(name)
-                    )
+                    await sweep(self.tables[name], expiry, partition, watermark)
         if self.pending.rows >= self.batch_rows:
             await self._flush_behind()
 
@@ -131,7 +119,6 @@ class Stage:
             if not batch.events:
                 return
             await self.sink.write(batch.bundles)
-            await self.outputs.changelog.write(self.tables[SEEN], batch.changelog)
             for key, value in exposures.records(batch.exposures):
                 await self.outputs.exposures.send(key=key, value=value)
             for trigger_key, trigger in batch.triggers:
@@ -144,19 +131,6 @@ class Stage:
                 )
             for event in batch.events:
                 await self.stream.ack(event)
-
-    def _deleter(self, name: str) -> Callable[[int, bytes], None] | None:
-        """How a sweep deletes a key: `seen` keys with the batch's changelog (one producer orders
-        every record of it); other tables through Faust (None)."""
-        if name != SEEN:
-            return None
-        store = self.tables[name].data  # type: ignore[attr-defined]
-
-        def delete(partition: int, key: bytes) -> None:
-            del store[key]
-            self.pending.changelog.setdefault(partition, {})[key] = None
-
-        return delete
 
     async def forget(self) -> None:
         """After a revoke: what is still pending belongs to partitions another worker now reads
