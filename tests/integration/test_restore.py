@@ -12,7 +12,7 @@ from rocksdict import AccessType, Options, Rdict
 
 from schemas.settings import Settings
 from tests.integration.conftest import Worker, wait_for_rows
-from tests.integration.test_end_to_end import produce
+from tests.integration.test_end_to_end import produce, raw_hits
 from tests.integration.test_expiry import HOUR_MS, KEY, changelog, monetate_hit
 
 pytestmark = pytest.mark.integration
@@ -59,3 +59,28 @@ def test_a_lost_data_dir_is_rebuilt_from_the_changelog_and_decisions_hold(
     assert latest[KEY] is None
     expected = {key: value for key, value in latest.items() if value is not None}
     assert stored(hits_settings.data_dir, "sessions") == expected
+
+
+def test_the_seen_table_is_rebuilt_and_still_drops_copies_and_finds_retries(
+    hits_settings: Settings, worker: Worker, clickhouse: Client
+) -> None:
+    """The `seen` changelog holds exactly the table, and a table rebuilt from it still knows
+    every hit: a later copy of one is dropped, a client retry is still a retry."""
+    hits = raw_hits(40)
+    produce(hits_settings, hits)
+    wait_for_rows(clickhouse, "SELECT count() FROM events", 40, worker=worker)
+    worker.stop()
+    latest = changelog(hits_settings, "seen")
+    assert len(latest) == 40 and None not in latest.values()  # one retry key per hit
+    assert stored(hits_settings.data_dir, "seen") == latest
+
+    shutil.rmtree(hits_settings.data_dir)
+    worker.start()
+    copy = hits[7]  # the same bytes again: a copy, dropped
+    retry_key, retry = raw_hits(1, start=7)[0]  # a new hit id, the same query: a client retry
+    produce(hits_settings, [copy, (retry_key, retry.replace(b'"hit_id":"', b'"hit_id":"r', 1))])
+    wait_for_rows(clickhouse, "SELECT count() FROM events", 41, worker=worker)
+    time.sleep(2)  # the copy would have been stored with the retry
+    assert clickhouse.query(
+        "SELECT count(), countIf(duplicate_of IS NOT NULL), uniqExact(hit_id) FROM events"
+    ).result_rows == [(41, 1, 41)]
