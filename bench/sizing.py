@@ -30,10 +30,10 @@ class Figures:
 
 
 MEASURED = Figures(
-    gateway_hits_per_s=5_188,
-    worker_events_per_s=599,
+    gateway_hits_per_s=6_394,
+    worker_events_per_s=1_187,
     sink_rows_per_s=98_102,
-    measured="2026-11-23, 2 cores (Intel Xeon), 24 GiB RAM, shared and at 100% CPU",
+    measured="2026-12-07 (sink 2026-11-23), 2 cores (Intel Xeon), 24 GiB RAM, shared",
 )
 
 
