@@ -121,15 +121,12 @@ def create_app(settings: Settings) -> faust.App:
     async def flush_partial_batch() -> None:
         await stage.flush()
 
-    @app.task
-    async def load_registry() -> None:
-        await registry.refresh()
-        await definitions.refresh()
-
-    @app.timer(interval=settings.registry_refresh_s)
     async def refresh_registry() -> None:
         await registry.refresh()
         await definitions.refresh()
+
+    app.task(refresh_registry)  # at start, then on a timer
+    app.timer(interval=settings.registry_refresh_s)(refresh_registry)
 
     idle = IdleWatch(limit_for(session))
 

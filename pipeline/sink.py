@@ -32,7 +32,7 @@ RETRIABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 3
 STAGE_COLUMN = {"dead_letters": "stage"}
 # The broken control holds a batch's acks this long after storing it: the window in which a crash
 # makes the worker store the batch again (about 0.1 s otherwise), so the control run meets it.
-UNSAFE_ACK_DELAY_S = 1.0
+UNSAFE_ACK_DELAY_S = 2.0
 
 
 def is_retriable(exc: Exception) -> bool:

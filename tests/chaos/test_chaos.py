@@ -45,7 +45,7 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
     A kill doubles rows only when it lands between an insert and the commit of its offsets. The
     single-stage worker commits about 0.1 s after an insert, so with kills at random times its
     unsafe sink stored no duplicate in 3 of 4 runs; the unsafe sink therefore also holds each
-    batch's acks for a second after storing it (`pipeline.sink.UNSAFE_ACK_DELAY_S`)."""
+    batch's acks for two seconds after storing it (`pipeline.sink.UNSAFE_ACK_DELAY_S`)."""
     config = Config(
         hits=3000,
         rate=100,
