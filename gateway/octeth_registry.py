@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.client import Client
 
-log = logging.getLogger(__name__)
+from deploy.refreshed import Refreshed
 
 REFRESH_S = 2.0
 CREDENTIALS = """SELECT kind, credential_sha256, account FROM octeth_credentials FINAL
@@ -57,15 +56,19 @@ def snapshot(
     )
 
 
-class OctethRegistry:
+class OctethRegistry(Refreshed[Snapshot]):
     """Credentials and lists; `connect` None: a fixed in-memory registry (tests)."""
+
+    name = "octeth registry"
 
     def __init__(
         self, connect: Callable[[], Client] | None = None, initial: Snapshot | None = None
     ) -> None:
-        self._connect = connect
-        self.snapshot = initial or Snapshot()
-        self.loaded = initial is not None
+        super().__init__(connect, initial or Snapshot(), loaded=initial is not None)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.value
 
     def account(self, kind: str, secret: str) -> str | None:
         """The account of a presented credential, or None when it is unknown."""
@@ -80,35 +83,16 @@ class OctethRegistry:
     def lists(self, account: str) -> frozenset[int]:
         return self.snapshot.lists.get(account, frozenset())
 
-    def _read(self) -> Snapshot:
-        assert self._connect is not None
-        client = self._connect()
-        try:
-            credentials = client.query(CREDENTIALS).result_rows
-            lists = client.query(LISTS).result_rows
-        finally:
-            client.close()
+    def read(self, client: Client) -> Snapshot:
+        credentials = client.query(CREDENTIALS).result_rows
+        lists = client.query(LISTS).result_rows
         return snapshot(
             ((str(k), str(h), str(a)) for k, h, a in credentials),
             ((int(i), str(a)) for i, a in lists),
         )
 
-    async def refresh(self) -> None:
-        """Reload from ClickHouse; on failure keep the last snapshot."""
-        if self._connect is None:
-            return
-        try:
-            found = await asyncio.to_thread(self._read)
-        except Exception as exc:
-            log.warning("octeth registry not refreshed: %s", exc)
-            return
-        if found != self.snapshot or not self.loaded:
-            log.info(
-                "octeth registry: %d credentials, %d accounts with lists",
-                len(found.credentials),
-                len(found.lists),
-            )
-        self.snapshot, self.loaded = found, True
+    def describe(self, value: Snapshot) -> str:
+        return f"{len(value.credentials)} credentials, {len(value.lists)} accounts with lists"
 
     async def refresh_forever(self, every: float = REFRESH_S) -> None:
         while True:

@@ -21,7 +21,6 @@ gauge shows it again from the experiment's next first exposure).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
+from deploy.refreshed import Refreshed
 from pipeline import exposures, metrics, srm
 from pipeline.gaps import OffsetWatch, guard
 from schemas.settings import Settings
@@ -45,32 +45,22 @@ FROM (SELECT tenant, experiment_id, variation_id, argMax(weight, updated_at) AS 
 WHERE gone = 0 GROUP BY tenant, experiment_id"""
 
 
-class Splits:
+class Splits(Refreshed[dict[tuple[str, str], dict[str, float]]]):
     """(tenant, experiment) -> variation -> configured weight, refreshed from ClickHouse."""
 
+    name = "experiment splits"
+
     def __init__(self, connect: Callable[[], Client]) -> None:
-        self.weights: dict[tuple[str, str], dict[str, float]] = {}
-        self._connect = connect
+        super().__init__(connect, {})
 
-    def _read(self) -> dict[tuple[str, str], dict[str, float]]:
-        client = self._connect()
-        try:
-            return {
-                (str(t), str(e)): {str(v): float(w) for v, w in zip(vs, ws, strict=True)}
-                for t, e, vs, ws in client.query(SPLITS_SQL).result_rows
-            }
-        finally:
-            client.close()
+    def read(self, client: Client) -> dict[tuple[str, str], dict[str, float]]:
+        return {
+            (str(t), str(e)): {str(v): float(w) for v, w in zip(vs, ws, strict=True)}
+            for t, e, vs, ws in client.query(SPLITS_SQL).result_rows
+        }
 
-    async def refresh(self) -> None:
-        try:
-            weights = await asyncio.to_thread(self._read)
-        except Exception as exc:  # a ClickHouse outage keeps the last splits
-            log.warning("experiment splits not refreshed: %s", exc)
-            return
-        if weights != self.weights:
-            self.weights = weights
-            log.info("experiment splits: %d experiments", len(weights))
+    def describe(self, value: dict[tuple[str, str], dict[str, float]]) -> str:
+        return f"{len(value)} experiments"
 
 
 def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
@@ -104,7 +94,7 @@ def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
                 experiment,
                 [(item.visitor, item.variation) for item in found],
                 record.message.offset,
-                splits.weights.get((tenant, experiment)),
+                splits.value.get((tenant, experiment)),
                 alpha=alpha,
                 min_deviation=min_deviation,
             )

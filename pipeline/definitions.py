@@ -7,13 +7,13 @@ ClickHouse outage must not stop counting). `judge` is the pure decision per even
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from clickhouse_connect.driver.client import Client
 
 from deploy import event_definitions as store
+from deploy.refreshed import Refreshed
 from schemas.event import Event
 from schemas.monetate_definitions import EventDefinition, matches
 
@@ -38,33 +38,20 @@ def index(definitions: list[EventDefinition]) -> Index:
     return {(d.site, d.key): d for d in definitions}
 
 
-class Definitions:
+class Definitions(Refreshed[Index]):
+    name = "event definitions"
+
     def __init__(self, connect: Callable[[], Client]) -> None:
-        self.by_key: Index = {}
-        self.loaded = False
-        self._connect = connect
+        super().__init__(connect, {})
 
     def get(self, tenant: str, key: str) -> EventDefinition | None:
-        return self.by_key.get((tenant, key))
+        return self.value.get((tenant, key))
 
-    def _read(self) -> Index:
-        client = self._connect()
-        try:
-            good, bad = store.load(client)
-        finally:
-            client.close()
+    def read(self, client: Client) -> Index:
+        good, bad = store.load(client)
         for site, key, invalid in bad:
             log.warning("event definition %s/%s ignored: %s", site, key, invalid.problems)
         return index(good)
 
-    async def refresh(self) -> None:
-        """Reload; on failure keep the last definitions."""
-        try:
-            found = await asyncio.to_thread(self._read)
-        except Exception as exc:
-            log.warning("event definitions not refreshed: %s", exc)
-            return
-        self.loaded = True
-        if found != self.by_key:
-            self.by_key = found
-            log.info("event definitions: %d", len(found))
+    def describe(self, value: Index) -> str:
+        return f"{len(value)}"

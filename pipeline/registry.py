@@ -5,17 +5,14 @@ The validate stage only reads `context`; the refresh swaps in a new immutable `P
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 
 from clickhouse_connect.driver.client import Client
 
+from deploy.refreshed import Refreshed
 from schemas.formats import ParseContext
-
-log = logging.getLogger(__name__)
 
 QUERY = """SELECT experiment_id, groupArray(variation_id)
            FROM (SELECT experiment_id, variation_id, argMax(deleted, updated_at) AS gone
@@ -30,27 +27,23 @@ def variations_by_experiment(rows: list[tuple[str, list[str]]]) -> dict[str, fro
     return {experiment: frozenset(v) for experiment, v in merged.items()}
 
 
-class Registry:
+class Registry(Refreshed[dict[str, frozenset[str]]]):
+    """Experiment id -> variations; `context` is the `ParseContext` that carries them."""
+
+    name = "experiment registry"
+
     def __init__(self, context: ParseContext, connect: Callable[[], Client]) -> None:
+        super().__init__(connect, dict(context.experiments))
         self.context = context
-        self._connect = connect
 
-    def _read(self) -> dict[str, frozenset[str]]:
-        client = self._connect()
-        try:
-            return variations_by_experiment(
-                [(str(e), [str(v) for v in vs]) for e, vs in client.query(QUERY).result_rows]
-            )
-        finally:
-            client.close()
+    def read(self, client: Client) -> dict[str, frozenset[str]]:
+        return variations_by_experiment(
+            [(str(e), [str(v) for v in vs]) for e, vs in client.query(QUERY).result_rows]
+        )
 
-    async def refresh(self) -> None:
-        """Reload; on failure keep the last registry (a ClickHouse outage must not stop parsing)."""
-        try:
-            experiments = await asyncio.to_thread(self._read)
-        except Exception as exc:
-            log.warning("experiment registry not refreshed: %s", exc)
-            return
-        if experiments != self.context.experiments:
-            self.context = replace(self.context, experiments=experiments)
-            log.info("experiment registry: %d experiments", len(experiments))
+    def describe(self, value: dict[str, frozenset[str]]) -> str:
+        return f"{len(value)} experiments"
+
+    def changed(self) -> None:
+        if self.value != self.context.experiments:
+            self.context = replace(self.context, experiments=self.value)
