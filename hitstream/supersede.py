@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from deploy.kafka_security import client_options
 from hitstream.replay_range import position_condition, spans
-from pipeline.rows import COLUMNS
+from pipeline.rows import COLUMNS, ROW_IDS
 from schemas import replay
 from schemas.event import MAX_EVENTS_PER_HIT
 from schemas.settings import Settings
@@ -31,15 +31,6 @@ from schemas.topics import RAW
 SPANS_PER_DELETE = 200
 # Tables with a hit id: their rows tell which later messages were earlier copies of a hit.
 HIT_TABLES = ("events", "dead_letters")
-# What identifies a row per table (dead letters: their id includes the raw offset, so the hit).
-ROW_IDS = {
-    "events": "event_id",
-    "impressions": "impression_id",
-    "conversions": "conversion_id",
-    "identities": "(tenant, uuid, external_id, email_hmac, event_id)",
-    "octeth_properties": "(tenant, event, key)",
-    "dead_letters": "(hit_id, stage, reason)",  # hit_id '' (no envelope) is no identity
-}
 
 
 @dataclass(frozen=True, slots=True)

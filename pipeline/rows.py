@@ -1,4 +1,6 @@
-"""The ClickHouse rows of one event (a `RowBundle`), as the processing stage gives them to the sink.
+"""The ClickHouse tables the worker writes (`COLUMNS`, `TIME_COLUMNS`, `ROW_IDS`: checked against
+the DDL by tests/integration/test_table_catalogue.py) and the rows of one event (a `RowBundle`),
+as the processing stage gives them to the sink.
 
 A bundle holds every row one event yields, across tables, so a sink batch never splits an event;
 `position` is the event's position in its raw partition (see `schemas.event.Lineage`).
@@ -103,6 +105,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 TIME_COLUMNS = frozenset({"occurred_at", "received_at", "first_seen"})
+# What identifies a row, per table: the id replay and re-drive supersede by (`hitstream.supersede`;
+# a dead letter's id includes its raw offset, so its hit, stage and reason stand for it).
+ROW_IDS: dict[str, str] = {
+    "events": "event_id",
+    "impressions": "impression_id",
+    "conversions": "conversion_id",
+    "identities": "(tenant, uuid, external_id, email_hmac, event_id)",
+    "octeth_properties": "(tenant, event, key)",
+    "dead_letters": "(hit_id, stage, reason)",  # hit_id '' (no envelope) is no identity
+}
 # DateTime64(3) holds 1900-01-01 .. 2299-12-31; outside it ClickHouse clamps or wraps silently.
 MIN_TIME_MS = -2208988800000
 MAX_TIME_MS = 10413791999999
