@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import exposures, metrics
-from pipeline.decide import TABLES, Context, Decided, RawMessage, decide
+from pipeline.decide import Context, Decided, RawMessage, decide
 from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.rows import RowBundle
 from pipeline.sink import ClickHouseSink
@@ -90,7 +90,7 @@ class Stage:
             event.value,
             replay.replay_of(message.headers) is not None,
         )
-        decided = decide([raw], {name: self.tables[name] for name in TABLES}, self.context())
+        decided = decide([raw], self.tables, self.context())
         for name, values in decided.updates.items():
             table = self.tables[name]
             for key, value in values.items():
