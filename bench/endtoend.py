@@ -4,7 +4,7 @@
    default 150/s: what 2 shared cores sustained; open loop, `bench.beacons`) for BENCH_SECONDS
    (default 600, the issue's 10 minutes). Every BENCH_SAMPLE_S (5 s): CPU % (of one core) of
    the gateway and of the worker's process tree, the machine's CPU %, and the worker group's
-   consumer lag (end offsets minus committed, hits.raw + hits.events + hits.rows). Reported:
+   consumer lag (end offsets minus committed, hits.raw + hits.exposures). Reported:
    answered hits/s, CPU, lag at start (a tenth in), middle and end, and the gateway's and
    worker's peak RSS (VmHWM). The lag must then drain before the latency phase.
 2. Latency at half that rate for BENCH_LATENCY_SECONDS (default 60): one hit in 10 carries a

@@ -8,8 +8,8 @@ split evenly over the three tables. That is what a worker leaves behind after ~5
 in seconds instead of minutes; the receive times are "now", so no key is expired by the first
 sweep, which still reads every key of its partition (the real cost of a restart).
 
-Measured, each as the time from starting `python -m pipeline.worker` to the first new event
-bundle in `hits.rows` (one marker hit per partition is waiting in `hits.raw`), and to all of them:
+Measured, each as the time from starting `python -m pipeline.worker` to the first new marker
+hit stored in ClickHouse (one marker per partition is waiting in `hits.raw`), and to all of them:
 - empty tables (the fixed cost of a Faust worker start, for reference);
 - rebuild: no data dir, the tables recovered from the changelog (target <= 50 s per million);
 - warm restart: stopped with SIGTERM, started again on the same data dir (target <= 15 s).

@@ -31,7 +31,7 @@ Keys are taken verbatim: case and spaces matter ("Event Key" is not "event key")
 Time: no `at` means the receive time; a non-number, or outside 1900..2299 (ClickHouse
 DateTime64), means the receive time and `bad_time`; more than 23 h in the future, the receive time
 and `future_time_clamped`; older than the late horizon, kept and flagged `late`.
-`fingerprint` (exact retries, see pipeline/retries.py) is set when the entry has an integer `seq`
+`fingerprint` (exact retries, see pipeline/seen.py) is set when the entry has an integer `seq`
 and the page a `view` id: (site, visitor, view, seq, key) identifies one push on one page load.
 """
 
