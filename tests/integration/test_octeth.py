@@ -121,6 +121,10 @@ def test_octeth_purchase_journey(
     )
     wait_for_rows(clickhouse, "SELECT count() FROM identities", 5, worker=worker)
     wait_for_rows(clickhouse, "SELECT count() FROM octeth_properties", 1, worker=worker)
+    # a batch is inserted table by table: the conversions may land after the identities
+    wait_for_rows(
+        clickhouse, "SELECT count() FROM conversions WHERE source = 'octeth'", 2, worker=worker
+    )
     conversions = clickhouse.query(
         "SELECT goal_id, value_cents, is_duplicate FROM conversions FINAL "
         "WHERE source = 'octeth' ORDER BY received_at, is_duplicate"
