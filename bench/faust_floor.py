@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import faust
+import mode.loop
 import orjson
 
 from pipeline.app import QuietWorker
@@ -23,6 +24,7 @@ from schemas.topics import RAW
 
 
 def main() -> None:
+    mode.loop.use("uvloop")  # as the worker does (pipeline/worker.py)
     settings = load_settings()
     hits, out = int(os.environ["BENCH_HITS"]), Path(os.environ["BENCH_FLOOR_OUT"])
     app = faust.App(

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -23,12 +23,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 from rocksdict import Rdict
 
-from bench.observe import all_end_offsets, cpu_seconds, tree
+from bench.observe import all_end_offsets, cpu_seconds, peak_rss_bytes, rss_bytes, tree
 from deploy.clickhouse_client import connect
 from deploy.local import services
 from deploy.local.kafka_local import KafkaBroker
 from deploy.local.localstack import prepare, start_clickhouse, start_worker
 from deploy.local.ports import free_port
+from deploy.migrate import migrate
 from pipeline.derive import derive
 from pipeline.validate import validate
 from schemas import rawhit
@@ -37,6 +38,8 @@ from schemas.settings import Settings, to_environ
 from schemas.topics import EXPOSURES, RAW
 
 HITS = int(os.environ.get("BENCH_HITS", "50000"))
+# Group sizes also measured after the single worker (issue 18): BENCH_GROUPS="2" (or "" for none).
+GROUPS = [int(n) for n in os.environ.get("BENCH_GROUPS", "2").split(",") if n.strip()]
 
 
 def _raw(i: int) -> tuple[bytes, bytes]:
@@ -107,32 +110,67 @@ def _events_stored(client: Client) -> int:
     return int(client.query("SELECT count() FROM events").result_rows[0][0])
 
 
-def _worker_rate(settings: Settings, work: Path) -> tuple[float, float]:
-    worker = start_worker(settings, work / "worker.log")
+@dataclass(frozen=True)
+class WorkerRun:
+    """One measured drain of the backlog by a group of workers."""
+
+    workers: int
+    rate: float  # events/s, first stored event to the last
+    per_cpu: float  # events per CPU-second of the workers' process trees
+    rss_early: int  # the group's RSS once a tenth of the backlog (at most 100k events) is stored
+    rss_end: int  # and once all of it is
+    rss_peak: int  # the sum of each worker process's high-water RSS
+
+
+def _worker_rate(settings: Settings, work: Path, workers: int = 1) -> WorkerRun:
+    procs = [
+        start_worker(
+            replace(settings, data_dir=f"{settings.data_dir}-{n}", worker_web_port=free_port()),
+            work / f"worker-{workers}-{n}.log",
+        )
+        for n in range(workers)
+    ]
     client = connect(settings)
+    early_at = min(HITS // 10, 100_000)
+
+    def pids() -> list[int]:
+        return [pid for proc in procs for pid in tree(proc.pid)]
+
     try:
         first = last = 0.0
-        deadline = time.monotonic() + 600
+        rss_early = 0
+        deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:
             written = _events_stored(client)
             now = time.perf_counter()
             if written and not first:
                 first, first_count = now, written
-                first_cpu = cpu_seconds(tree(worker.pid))
+                first_cpu = cpu_seconds(pids())
+            if written >= early_at and not rss_early:
+                rss_early = rss_bytes(pids())
             if written >= HITS:
-                last, last_cpu = now, cpu_seconds(tree(worker.pid))
+                last, last_cpu = now, cpu_seconds(pids())
+                rss_end, rss_peak = rss_bytes(pids()), peak_rss_bytes(pids())
                 break
-            if worker.poll() is not None:
+            if any(proc.poll() is not None for proc in procs):
                 break
             time.sleep(0.25)
         if not last:
-            tail = (work / "worker.log").read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"the worker stored {written:,} of {HITS:,} events:\n{tail}")
+            tail = (work / f"worker-{workers}-0.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the workers stored {written:,} of {HITS:,} events:\n{tail}")
         done = HITS - first_count
-        return done / (last - first), done / (last_cpu - first_cpu)
+        return WorkerRun(
+            workers,
+            done / (last - first),
+            done / (last_cpu - first_cpu),
+            rss_early,
+            rss_end,
+            rss_peak,
+        )
     finally:
         client.close()
-        services.stop(worker)
+        for proc in procs:
+            services.stop(proc)
 
 
 def _faust_floor(settings: Settings, work: Path) -> tuple[float, float]:
@@ -172,27 +210,48 @@ def run() -> list[str]:
             asyncio.run(_produce(settings))
             baseline, baseline_cpu = asyncio.run(_baseline(settings, work))
             floor, floor_cpu = _faust_floor(settings, work)
-            worker, worker_cpu = _worker_rate(settings, work)
+            one = _worker_rate(settings, work)
             ends = asyncio.run(all_end_offsets(settings))
+            groups = []
+            for workers in GROUPS:  # each group reads the backlog again, as its own app
+                group = replace(
+                    settings,
+                    app_id=f"group{workers}",
+                    clickhouse_database=f"group{workers}",
+                    data_dir=str(work / f"group{workers}"),
+                )
+                migrate(group)
+                groups.append(_worker_rate(group, work, workers))
         finally:
             services.stop(clickhouse)
             broker.stop()
     raw, exposed = ends.pop(settings.topic(RAW)), ends.get(settings.topic(EXPOSURES), 0)
+    ends = {topic: n for topic, n in ends.items() if not topic.startswith("group")}
     produced = sum(ends.values())
+    mb = 1024 * 1024
     return [
         f"plain aiokafka loop (parse, rocksdict, derive)  {baseline:>9,.0f} events/s",
-        f"Faust worker (validate, dedup, derive, sink)    {worker:>9,.0f} events/s",
-        f"ratio worker / baseline                         {worker / baseline:.3f}"
+        f"Faust worker (validate, dedup, derive, sink)    {one.rate:>9,.0f} events/s",
+        f"ratio worker / baseline                         {one.rate / baseline:.3f}"
         "   (target >= 0.5, and >= 5,000 events/s)",
         f"Faust agent that only counts (the framework's floor) {floor:>7,.0f} events/s",
         f"per CPU-second of the process: plain loop {baseline_cpu:,.0f}, Faust floor "
-        f"{floor_cpu:,.0f}, worker {worker_cpu:,.0f} events; worker / plain loop "
-        f"{worker_cpu / baseline_cpu:.3f} (robust to other load)",
+        f"{floor_cpu:,.0f}, worker {one.per_cpu:,.0f} events; worker / plain loop "
+        f"{one.per_cpu / baseline_cpu:.3f} (robust to other load)",
         f"Kafka messages per hit: consumed {(raw + exposed) / HITS:.2f}, produced "
         f"{produced / HITS:.2f} ("
         + ", ".join(f"{t} {n / HITS:.2f}" for t, n in sorted(ends.items()) if n)
         + ")",
         "  before the single stage (issue 13's profile): about 4 consumed and 7 produced per hit",
-        f"({HITS:,} hits backlog, 4 partitions, one worker; 2 cores shared with Kafka and "
-        "ClickHouse)",
+        f"worker RSS: {one.rss_early / mb:,.0f} MB after {min(HITS // 10, 100_000):,} events, "
+        f"{one.rss_end / mb:,.0f} MB at the end (growth "
+        f"{(one.rss_end - one.rss_early) / mb:+,.0f} MB), peak {one.rss_peak / mb:,.0f} MB",
+        *(
+            f"{g.workers} workers: {g.rate:,.0f} events/s together, {g.per_cpu:,.0f} events per "
+            f"CPU-second of the workers ({g.per_cpu / one.per_cpu:.2f} x one worker's; "
+            f"{g.rate / one.rate:.2f} x its events/s on {os.cpu_count()} cores shared with Kafka "
+            "and ClickHouse)"
+            for g in groups
+        ),
+        f"({HITS:,} hits backlog, 4 partitions; 2 cores shared with Kafka and ClickHouse)",
     ]

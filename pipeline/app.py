@@ -17,10 +17,9 @@ import time
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from deploy.clickhouse_client import connect
-from pipeline import alarm, identity, seen, sessions
+from pipeline import alarm, identity, monitor, seen, sessions
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
 from pipeline.expiry import Expiry
@@ -69,7 +68,7 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         Worker=QuietWorker,
     )
-    setup_prometheus_sensors(app)
+    monitor.install(app)
 
     def topic(name: str, partitions: int | None = settings.partitions) -> Any:
         return app.topic(

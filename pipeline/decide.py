@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from pipeline import octeth, seen, sessions, validate
 from pipeline.definitions import judge
@@ -32,7 +33,15 @@ from schemas.monetate_definitions import EventDefinition
 
 SEEN, SESSIONS, CONVERSIONS = "seen", "sessions", "octeth_conversions"
 TABLES = (SEEN, SESSIONS, CONVERSIONS)
-Tables = Mapping[str, Mapping[bytes, bytes]]
+
+
+class Readable(Protocol):
+    """What a decision reads of a table: a dict, or a Faust table's store (`pipeline.stage`)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+
+Tables = Mapping[str, Readable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ class _Overlay:
 
     __slots__ = ("stored", "written")
 
-    def __init__(self, stored: Mapping[bytes, bytes], written: dict[bytes, bytes]) -> None:
+    def __init__(self, stored: Readable, written: dict[bytes, bytes]) -> None:
         self.stored, self.written = stored, written
 
     def get(self, key: bytes) -> seen.FirstSeen | None:

@@ -28,10 +28,9 @@ async def test_a_revoke_resets_every_gap_guard(
         watches.append(self)
 
     monkeypatch.setattr(gaps.OffsetWatch, "__init__", tracked)
-    monkeypatch.setattr("faust.sensors.prometheus.setup_prometheus_sensors", lambda app: None)
+    monkeypatch.setattr("pipeline.monitor.install", lambda app: None)  # metrics register once
     from pipeline import app as worker_app
 
-    monkeypatch.setattr(worker_app, "setup_prometheus_sensors", lambda app: None)
     settings = replace(Settings(), data_dir=str(tmp_path / "worker"))
     app = worker_app.create_app(settings)
     assert watches
