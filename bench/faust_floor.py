@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import faust
-import mode.loop
 import orjson
 
 from pipeline.app import QuietWorker
@@ -24,7 +23,6 @@ from schemas.topics import RAW
 
 
 def main() -> None:
-    mode.loop.use("uvloop")  # as the worker does (pipeline/worker.py)
     settings = load_settings()
     hits, out = int(os.environ["BENCH_HITS"]), Path(os.environ["BENCH_FLOOR_OUT"])
     app = faust.App(
@@ -40,7 +38,9 @@ def main() -> None:
         broker_rebalance_timeout=settings.kafka_session_timeout_s,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        web_enabled=False,
+        web_enabled=False,  # not honoured by the worker command: it still serves, so on our port
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
         Worker=QuietWorker,
     )
     raw = app.topic(settings.topic(RAW), key_type=bytes, value_type=bytes)

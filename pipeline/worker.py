@@ -62,9 +62,6 @@ _FAUST_LEVELS = {
 
 
 def run_worker() -> None:
-    import mode.loop
-
-    mode.loop.use("uvloop")  # before Faust makes its loops: a fifth less CPU per message (bench)
     from pipeline.app import create_app
     from pipeline.restore import restore_missing
 
