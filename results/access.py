@@ -87,7 +87,8 @@ def middleware(expected: str, loopback: bool) -> Middleware:
                 headers["WWW-Authenticate"] = 'Bearer realm="hitstream results"'
             return web.Response(status=refused.status, text=refused.message + "\n", headers=headers)
         if expected and "key" in request.query and not request.path.startswith("/api/"):
-            response = web.HTTPSeeOther(request.rel_url.without_query_params("key"))
+            location = str(request.rel_url.without_query_params("key"))
+            response = web.Response(status=303, headers={"Location": location})
             response.set_cookie(
                 COOKIE, expected, httponly=True, samesite="Strict", secure=request.secure, path="/"
             )

@@ -93,7 +93,7 @@ def fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
         return "-"
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
-    return format(value * scale, spec)
+    return format(value if scale == 1 else value * scale, spec)
 
 
 def figure(value: Any, spec: str, path: tuple[str | int, ...], *, scale: float = 1.0,
