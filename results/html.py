@@ -48,6 +48,8 @@ th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: rig
          vertical-align: top; }
 th { font-size: .85em; color: var(--muted); font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
+.wide { overflow-x: auto; }
+td .n { white-space: nowrap; }
 tr.group th { text-align: center; border-bottom: 2px solid var(--line); }
 .lifts { display: grid; gap: 6px 10px; align-items: center; margin: 6px 0 12px;
          grid-template-columns: minmax(5em, max-content) 1fr minmax(9em, max-content); }
@@ -72,6 +74,7 @@ svg.chart { width: 100%; max-width: 720px; height: auto; border: 1px solid var(-
                    padding: 3px 0; text-align: right; }
   table.stack td::before { content: attr(data-label); color: var(--muted); text-align: left; }
   table.stack td:first-child { font-weight: 600; }
+  table.stack td:empty { display: none; }
   .lifts { grid-template-columns: 1fr; gap: 2px; }
   .lifts .label { margin-top: 8px; }
 }

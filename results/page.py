@@ -84,29 +84,40 @@ def lift_bars(goal: dict[str, Any], gi: int, alpha: float) -> str:
     )
 
 
-# (group, label, keys in the row, format, scale, unit, prefix)
-_F, _AV = ("rate_vs_control",), ("rate_vs_control", "always_valid_ci")
-_B, _CRED = ("rate_bayesian", "relative"), ("rate_bayesian", "relative", "credible_interval")
+# (group, label, keys in the row, format, scale, unit, kind): kind "ci" shows an interval
+# {low, high} as [low, high], "$" a dollar amount.
+_F, _B = ("rate_vs_control",), ("rate_bayesian", "relative")
 FIGURES: list[tuple[str, str, tuple[str, ...], str, float, str, str]] = [
     ("", "Visitors", ("visitors",), ",d", 1, "", ""),
     ("", "Converters", ("converters",), ",d", 1, "", ""),
     ("", "Rate", ("rate",), ".2f", 100, "%", ""),
     ("Frequentist", "Lift", (*_F, "relative"), "+.1f", 100, "%", ""),
-    ("Frequentist", "CI low", (*_F, "relative_ci", "low"), "+.1f", 100, "%", ""),
-    ("Frequentist", "CI high", (*_F, "relative_ci", "high"), "+.1f", 100, "%", ""),
+    ("Frequentist", "CI", (*_F, "relative_ci"), "+.1f", 100, "%", "ci"),
     ("Frequentist", "p", (*_F, "p_value"), ".4f", 1, "", ""),
     ("Frequentist", "adj. p", (*_F, "p_adjusted"), ".4f", 1, "", ""),
     ("Sequential", "AV p", (*_F, "always_valid_p"), ".4f", 1, "", ""),
-    ("Sequential", "AV low", (*_AV, "low"), "+.2f", 100, "pp", ""),
-    ("Sequential", "AV high", (*_AV, "high"), "+.2f", 100, "pp", ""),
+    ("Sequential", "AV CI (abs.)", (*_F, "always_valid_ci"), "+.2f", 100, "pp", "ci"),
     ("Bayesian", "P(beat)", (*_B, "chance_to_beat"), ".1f", 100, "%", ""),
-    ("Bayesian", "Cred. low", (*_CRED, "low"), "+.1f", 100, "%", ""),
-    ("Bayesian", "Cred. high", (*_CRED, "high"), "+.1f", 100, "%", ""),
+    ("Bayesian", "Credible", (*_B, "credible_interval"), "+.1f", 100, "%", "ci"),
     ("Bayesian", "Risk", ("rate_bayesian", "absolute", "risk_treatment"), ".3f", 100, "pp", ""),
     ("Revenue", "Per visitor", ("revenue_per_visitor_cents",), ",.2f", 0.01, "", "$"),
     ("Revenue", "Welch p", ("revenue_vs_control", "p_value"), ".4f", 1, "", ""),
     ("Revenue", "adj. p", ("revenue_vs_control", "p_adjusted"), ".4f", 1, "", ""),
-]
+]  # fmt: skip
+
+
+def _cell(row: dict[str, Any], where: tuple[str | int, ...], keys: tuple[str, ...], spec: str,
+          scale: float, unit: str, kind: str) -> str:  # fmt: skip
+    """One figure (or interval) of a variation; empty where the row has none (the control)."""
+    value = _get(row, keys)
+    if value is None and len(keys) > 1:
+        return ""
+    path = (*where, *keys)
+    if kind == "ci":
+        low = figure(value["low"], spec, (*path, "low"), scale=scale, unit=unit)
+        high = figure(value["high"], spec, (*path, "high"), scale=scale, unit=unit)
+        return f"[{low}, {high}]"
+    return figure(value, spec, path, scale=scale, unit=unit, prefix=kind)
 
 
 def _get(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -131,17 +142,15 @@ def figures_table(goal: dict[str, Any], gi: int, control: str) -> str:
     for vi, row in enumerate(goal["variations"]):
         name = row["variation"] + (" (control)" if row["variation"] == control else "")
         cells = [f'<td data-label="Variation">{esc(name)}</td>']
-        for group, label, keys, spec, scale, unit, prefix in FIGURES:
-            value = _get(row, keys)
-            shown = "" if value is None and len(keys) > 1 else figure(
-                value, spec, ("goals", gi, "variations", vi, *keys), scale=scale, unit=unit,
-                prefix=prefix)  # fmt: skip
+        for group, label, keys, spec, scale, unit, kind in FIGURES:
+            shown = _cell(row, ("goals", gi, "variations", vi), keys, spec, scale, unit, kind)
             title = f"{group} {label}".strip()
             cells.append(f'<td data-label="{esc(title)}">{shown}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        f'<table class="stack figures"><thead><tr class="group">{group_row}</tr><tr>{head}</tr>'
-        f"</thead><tbody>{''.join(body)}</tbody></table>"
+        '<div class="wide"><table class="stack figures"><thead>'
+        f'<tr class="group">{group_row}</tr><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
