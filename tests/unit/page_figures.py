@@ -59,7 +59,7 @@ def check(page: str, document: dict[str, Any]) -> int:
         if text == "-":
             assert value is None, where
         elif text in ("+inf", "-inf"):  # the API writes infinities as null (results.report)
-            assert value is None or math.isinf(value) and (value > 0) == (text == "+inf"), where
+            assert value is None or (math.isinf(value) and (value > 0) == (text == "+inf")), where
         else:
             match = re.fullmatch(r"\$?([+-]?[\d,]+(?:\.(\d+))?)(%|pp)?", text)
             assert match and value is not None, where
