@@ -18,7 +18,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1f2328;
        background: #fff; }
-main { max-width: 1200px; margin: 0 auto; padding: 12px 16px 40px; }
+main { max-width: 1280px; margin: 0 auto; padding: 12px 16px 40px; }
 h1 { font-size: 1.45em; margin: .2em 0; overflow-wrap: anywhere; }
 h2 { font-size: 1.15em; margin: 0 0 .5em; }
 a { color: #0969da; }
@@ -49,6 +49,8 @@ th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: rig
 th { font-size: .85em; color: var(--muted); font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
 .wide { overflow-x: auto; }
+table.figures { font-size: .92em; }
+table.figures th, table.figures td { padding: 4px 6px; }
 td .n { white-space: nowrap; }
 tr.group th { text-align: center; border-bottom: 2px solid var(--line); }
 .lifts { display: grid; gap: 6px 10px; align-items: center; margin: 6px 0 12px;

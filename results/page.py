@@ -116,7 +116,7 @@ def _cell(row: dict[str, Any], where: tuple[str | int, ...], keys: tuple[str, ..
     if kind == "ci":
         low = figure(value["low"], spec, (*path, "low"), scale=scale, unit=unit)
         high = figure(value["high"], spec, (*path, "high"), scale=scale, unit=unit)
-        return f"[{low}, {high}]"
+        return f"<span>[{low}, {high}]</span>"
     return figure(value, spec, path, scale=scale, unit=unit, prefix=kind)
 
 

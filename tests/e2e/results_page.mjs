@@ -3,8 +3,9 @@
 // a full-page screenshot of each, and (desktop) picking a slice in the form.
 //
 //   node tests/e2e/results_page.mjs --url http://127.0.0.1:8090 --out /tmp/shots [--key K]
+//     [--start /results/<tenant>]
 //
-// It opens `<url>/` (with ?key=K when given: the page keeps it as a cookie), follows the index to
+// It opens `<url>/` or `<url><start>` (with ?key=K when given: the page keeps it as a cookie), follows the index to
 // the first experiment, and prints one JSON line: per width, the index's and the page's counts
 // and the screenshot files (`index-<width>.png`, `experiment-<width>.png`). The caller asserts.
 // CHROMIUM overrides the browser's path.
@@ -54,7 +55,8 @@ async function main() {
     for (const width of WIDTHS) {
       const context = await browser.newContext({ viewport: { width, height: 900 } });
       const tab = await context.newPage();
-      const opened = await tab.goto(`${base}/${key ? `?key=${encodeURIComponent(key)}` : ""}`);
+      const query = key ? `?key=${encodeURIComponent(key)}` : "";
+      const opened = await tab.goto(`${base}${option("--start") || "/"}${query}`);
       const index = { status: opened.status(), url: tab.url(), ...(await tab.evaluate(measure)) };
       index.shot = join(out, `index-${width}.png`);
       await tab.screenshot({ path: index.shot, fullPage: true });
