@@ -281,3 +281,20 @@ def test_the_figure_check_notices_a_number_that_differs() -> None:
     served["goals"][0]["variations"][2]["rate"] = None
     with pytest.raises(AssertionError, match="rate"):
         check(html, served)
+
+
+def test_tenants_page_links_each_tenant() -> None:
+    html = listing.tenants_page({"tenants": [{"tenant": "a b", "experiments": 3},
+                                             {"tenant": "c", "experiments": 0}]})  # fmt: skip
+    assert 'href="/results/a%20b"' in html and 'href="/results/c"' in html
+    assert "3 experiments with exposures" in html
+    assert "No tenant has data yet." in listing.tenants_page({"tenants": []})
+
+
+def test_demo_ends_with_the_tenant_index_url() -> None:
+    from results.demo import index_line
+
+    state = {"results": "http://127.0.0.1:8090"}
+    assert index_line(state, "42", "") == "results pages: http://127.0.0.1:8090/results/42"
+    assert index_line(state, "42", "k").endswith("(add ?key=<HITS_RESULTS_KEY> once)")
+    assert "make down && make run" in index_line({}, "42", "")
