@@ -180,12 +180,16 @@ def _option(value: str, label: str, chosen: str) -> str:
 
 def controls(doc: dict[str, Any], dimensions: dict[str, list[str]]) -> str:
     """A GET form: the slice, a breakdown, the correction, bots and multi-variation visitors."""
-    current = "&".join(f"{k}={v}" for k, v in doc["filters"]["slice"].items())
+    pairs = [f"{k}={v}" for k, v in doc["filters"]["slice"].items()]
+    # The form picks one slice; several (from the address) show as one option it cannot resend.
+    current = pairs[0] if len(pairs) == 1 else " & ".join(pairs)
     slices = [_option("", "all visitors", current)]
     for key, values in dimensions.items():
         options = "".join(_option(f"{key}={v}", f"{key} = {v}", current) for v in values)
         slices.append(f'<optgroup label="{esc(key)}">{options}</optgroup>')
-    if current and not any(current == f"{k}={v}" for k, vs in dimensions.items() for v in vs):
+    if len(pairs) > 1:
+        slices.append(f'<option value="" selected disabled>{esc(current)}</option>')
+    elif current and not any(current == f"{k}={v}" for k, vs in dimensions.items() for v in vs):
         slices.append(_option(current, current, current))
     by = doc["options"]["by"]
     keys = ["device_type", "browser", *(k for k in dimensions if k != "device_type")]

@@ -298,3 +298,11 @@ def test_demo_ends_with_the_tenant_index_url() -> None:
     assert index_line(state, "42", "") == "results pages: http://127.0.0.1:8090/results/42"
     assert index_line(state, "42", "k").endswith("(add ?key=<HITS_RESULTS_KEY> once)")
     assert "make down && make run" in index_line({}, "42", "")
+
+
+def test_slice_form_keeps_one_slice_and_never_resends_several_as_one() -> None:
+    one = page.controls(document(slice=(("s1", "gc"),)), {"s1": ["us"]})
+    assert '<option value="s1=gc" selected>s1=gc</option>' in one  # not among the top values
+    both = page.controls(document(slice=(("s1", "gc"),), device_type="mobile"), {})
+    assert '<option value="" selected disabled>s1=gc &amp; device_type=mobile</option>' in both
+    assert 'value="s1=gc' not in both
