@@ -77,7 +77,8 @@ bench: install
 chaos: install
 	$(PY) -m tests.chaos.run
 
-## A simulated experiment through the running stack (make run first), then its results table.
+## A simulated experiment through the running stack (make run first), then its results table
+## and the address of its results page.
 demo: install
 	$(PY) -m results.demo
 

@@ -5,7 +5,8 @@ Thousands of visitors arrive over the last week as Optimizely classic beacons: a
 visitors bought before they were exposed (the CUPED covariate). Variation 2222222 has a true lift
 of +40% in conversion, 3333333 none. A few visitors are bots, a few see two variations. The
 experiment is registered, the beacons go through gateway, Kafka and worker into ClickHouse, and
-once every row has landed the results table is printed.
+once every row has landed the results table is printed, then the address of the tenant's
+experiments on the stack's results pages.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -172,7 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     print(render(document(settings, tenant, EXPERIMENT, Filters(), options)))
     print(f"\nmore: hitstream results {EXPERIMENT} --tenant {tenant} [--slice 2=mobile] [--json]"
           " [--correction bh] [--prior-sd 0.3] [--target-lift 0.1]")  # fmt: skip
+    print(index_line(state, tenant, settings.results_key))
     return 0
+
+
+def index_line(state: dict[str, Any], tenant: str, key: str) -> str:
+    """The last line of the demo: where the tenant's experiments are (the stack's results web)."""
+    if "results" not in state:
+        return ("results pages: the stack predates them; make down && make run, or "
+                "python -m results.web --port 8090")  # fmt: skip
+    hint = " (add ?key=<HITS_RESULTS_KEY> once)" if key else ""
+    return f"results pages: {state['results']}/results/{tenant}{hint}"
 
 
 if __name__ == "__main__":

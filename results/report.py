@@ -35,7 +35,6 @@ import argparse
 import contextlib
 import dataclasses
 import itertools
-import math
 import sys
 import threading
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ import orjson
 from deploy.clickhouse_client import connect
 from results import corrections, power, slices, stats
 from results.analysis import Options, correct, days_of_traffic, extend_row, flag_guardrails
+from results.overview import sample_ratio
 from results.query import Aggregates, Filters, GoalCounts, empty_counts, read, read_slices
 from results.slices import SliceCounts
 from results.table import render
@@ -118,16 +118,9 @@ def analyse(
 ) -> dict[str, Any]:
     """The results document: what `--json` prints and `GET /api/results/...` returns."""
     options = options or Options()
-    planned = [v for v in agg.variations if v in agg.weights] if agg.registered else agg.variations
-    weights = [agg.weights.get(v, 1.0) for v in planned]
-    share = sum(weights) or 1.0
-    try:
-        srm: dict[str, Any] = _plain(
-            stats.sample_ratio([agg.visitors.get(v, 0) for v in planned], weights)
-        )
-    except stats.InvalidAggregates as exc:  # e.g. every registered weight is 0
-        srm = {"observed": [], "expected": [], "statistic": math.nan, "p_value": math.nan,
-               "mismatch": False, "error": str(exc)}  # fmt: skip
+    srm = sample_ratio(agg.variations, agg.visitors, agg.weights, agg.registered)
+    planned = srm["variations"]
+    share = sum(agg.weights.get(v, 1.0) for v in planned) or 1.0
     names = set(agg.goals) | set(filters.goals) | (set() if filters.goals else set(agg.guardrails))
     goals = [_goal(agg, g, options) for g in sorted(names)]
     correct(goals, options.correction)
@@ -165,7 +158,7 @@ def analyse(
             }
             for v in agg.variations
         ],
-        "srm": {**srm, "variations": planned},
+        "srm": srm,
         "goals": goals,
         "sessions": [
             {"event": name, "sessions": {v: per.get(v, 0) for v in agg.variations}}

@@ -203,6 +203,14 @@ class Settings:
         "traffic, 0.05 = +5%).",
         0.05,
     )
+    results_key: str = _env(
+        "Read key of the results pages and API (`python -m results.web`): sent as the "
+        "X-Results-Key header, `Authorization: Bearer`, `?key=` or the cookie the page sets. "
+        "Empty: served without a key only when bound to loopback (elsewhere every request "
+        "answers 403); set: required everywhere.",
+        "",
+        secret=True,
+    )
     log_level: str = _env("Log level: DEBUG, INFO, WARNING, ERROR.", "INFO")
     log_format: str = _env(
         "Log format of the gateway and the worker: json (one object per line) or text.", "json"

@@ -124,7 +124,7 @@ class KafkaBroker:
         )
         return config
 
-    def start(self, timeout: float = 60.0) -> KafkaBroker:
+    def start(self, timeout: float = 180.0) -> KafkaBroker:
         resolve(self.libs)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
@@ -157,12 +157,16 @@ class KafkaBroker:
                 start_new_session=True,
             )
         process = self.process
-        wait_until(
-            lambda: port_open("127.0.0.1", self.port),
-            timeout=timeout,
-            what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
-            alive=lambda: process.poll() is None,
-        )
+        try:
+            wait_until(
+                lambda: port_open("127.0.0.1", self.port),
+                timeout=timeout,
+                what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
+                alive=lambda: process.poll() is None,
+            )
+        except BaseException:
+            self.kill()  # not ready in time: never leave a broker behind that nobody stops
+            raise
         return self
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -146,4 +146,30 @@ def start_gateway(settings: Settings, log: Path, timeout: float = 30) -> subproc
     return start_service("gateway", settings, log, url, timeout)
 
 
-__all__ = ["LocalStack", "port_open", "prepare", "start_gateway", "start_worker"]
+def start_results(
+    settings: Settings, port: int, log: Path, timeout: float = 60
+) -> subprocess.Popen[bytes]:
+    """Start the results pages and API (`results.web`) on 127.0.0.1:`port`; return once it
+    accepts connections (a read key, when set, would refuse an HTTP probe)."""
+    process = services.spawn(
+        services.python_module("results.web", "--host", "127.0.0.1", "--port", str(port)),
+        log,
+        to_environ(settings),
+    )
+    wait_until(
+        lambda: port_open("127.0.0.1", port),
+        timeout=timeout,
+        what=f"results.web on port {port} (log: {log})",
+        alive=lambda: process.poll() is None,
+    )
+    return process
+
+
+__all__ = [
+    "LocalStack",
+    "port_open",
+    "prepare",
+    "start_gateway",
+    "start_results",
+    "start_worker",
+]

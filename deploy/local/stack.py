@@ -1,6 +1,7 @@
 """`make run` / `make down` / `make status`: the whole local stack, up and serving, in `.local/`.
 
-    python -m deploy.local.stack up    # Kafka, ClickHouse engine, worker, gateway; returns when up
+    python -m deploy.local.stack up    # Kafka, ClickHouse engine, worker, gateway, results
+                                       # pages (127.0.0.1:8090); returns when up
     python -m deploy.local.stack down  # stop them all
     python -m deploy.local.stack status
 
@@ -18,7 +19,13 @@ from dataclasses import replace
 
 from deploy.local import services
 from deploy.local.kafka_local import ROOT, KafkaBroker
-from deploy.local.localstack import prepare, start_clickhouse, start_gateway, start_worker
+from deploy.local.localstack import (
+    prepare,
+    start_clickhouse,
+    start_gateway,
+    start_results,
+    start_worker,
+)
 from deploy.local.ports import free_port, port_open
 from schemas.settings import load_settings
 
@@ -63,6 +70,8 @@ def up() -> int:
     prepare(settings)
     worker = start_worker(settings, LOGS / "worker.log", wait=True)
     gateway = start_gateway(settings, LOGS / "gateway.log")
+    results_port = _port(8090)
+    results = start_results(settings, results_port, LOGS / "results.log")
     assert kafka.process is not None
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(
@@ -70,11 +79,13 @@ def up() -> int:
             {
                 "pids": {
                     "gateway": gateway.pid,
+                    "results": results.pid,
                     "worker": worker.pid,
                     "clickhouse": clickhouse.pid,
                     "kafka": kafka.process.pid,
                 },
                 "gateway": f"http://127.0.0.1:{settings.gateway_port}",
+                "results": f"http://127.0.0.1:{results_port}",
                 "clickhouse": settings.clickhouse_url,
                 "kafka": kafka.bootstrap,
                 "database": settings.clickhouse_database,
@@ -99,6 +110,7 @@ Send a hit (Optimizely classic Event API):
   curl -i '{gw}/event?a=1&n=e&u=v1&x2=3'
 Query ClickHouse (any client; the engine speaks ClickHouse's HTTP interface):
   curl '{ch}/?database={db}' --data-binary 'SELECT name, visitor_id, experiments FROM events'
+Results pages (make demo for an experiment): {state.get("results", "not started")}/
 Logs: {LOGS}/   Stop: make down""")
     return 0
 
@@ -108,7 +120,7 @@ def down() -> int:
         print("the local stack is not running")
         return 0
     pids = json.loads(STATE.read_text())["pids"]
-    for name in ("gateway", "worker", "clickhouse", "kafka"):
+    for name in ("results", "gateway", "worker", "clickhouse", "kafka"):
         if name in pids:
             services.stop_pid(pids[name])
             print(f"stopped {name}")
