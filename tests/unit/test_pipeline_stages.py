@@ -8,7 +8,7 @@ from pipeline import seen
 from pipeline.derive import derive
 from pipeline.gaps import OffsetWatch
 from pipeline.progress import Progress
-from pipeline.rows import RowBundle, dead_letter_bundle
+from pipeline.rows import COLUMNS, RowBundle, builder, dead_letter_bundle, dead_letter_row
 from pipeline.validate import validate
 from schemas import rawhit
 from schemas.deadletter import DeadLetter
@@ -146,19 +146,27 @@ def test_a_value_no_codec_wrote_is_refused() -> None:
 # --- derive -----------------------------------------------------------------------------------
 
 
+def named(bundle: RowBundle, table: str) -> list[dict[str, object]]:
+    return [dict(zip(COLUMNS[table], row, strict=True)) for row in bundle.tables[table]]
+
+
 def test_goal_equal_to_an_experiment_is_an_impression_others_are_conversions() -> None:
     bundle = derive(event())
     assert len(bundle.tables["events"]) == 1
-    [impression] = bundle.tables["impressions"]
-    assert impression[1:4] == ["100", "7", "v1"]
-    assert [row[1] for row in bundle.tables["conversions"]] == ["555", "556"]
-    assert all(row[8] == 500 for row in bundle.tables["conversions"])
+    [impression] = named(bundle, "impressions")
+    assert (impression["experiment_id"], impression["variation_id"]) == ("100", "7")
+    assert impression["visitor_id"] == "v1"
+    conversions = named(bundle, "conversions")
+    assert [row["goal_id"] for row in conversions] == ["555", "556"]
+    assert all(row["value_cents"] == 500 for row in conversions)
+    assert all((row["src_partition"], row["src_pos"]) == (2, 40 * 1024) for row in conversions)
 
 
 def test_derived_ids_are_deterministic_and_distinct() -> None:
     first, again = derive(event()), derive(event())
     assert first.tables == again.tables
-    ids = [row[3] for row in first.tables["conversions"]] + [first.tables["impressions"][0][4]]
+    ids = [row["conversion_id"] for row in named(first, "conversions")]
+    ids += [row["impression_id"] for row in named(first, "impressions")]
     assert len(set(ids)) == 3
 
 
@@ -169,13 +177,41 @@ def test_event_without_goals_is_only_an_event() -> None:
 def test_retry_duplicate_is_stored_as_an_event_but_derives_nothing() -> None:
     bundle = derive(event(), duplicate_of="e0")
     assert set(bundle.tables) == {"events"}
-    assert bundle.tables["events"][0][20] == "e0"
+    assert named(bundle, "events")[0]["duplicate_of"] == "e0"
 
 
 def test_bundle_position_orders_events_within_the_raw_partition() -> None:
     a = derive(event(lineage=Lineage(partition=2, offset=40, index=1)))
     b = derive(event(lineage=Lineage(partition=2, offset=41, index=0)))
     assert a.partition == b.partition == 2 and a.position < b.position
+
+
+def test_a_row_builder_follows_the_catalogue_order_and_refuses_a_missing_or_unknown_column() -> (
+    None
+):
+    values = {column: repr(column) for column in COLUMNS["octeth_properties"]}
+    assert builder("octeth_properties", "", values)() == list(COLUMNS["octeth_properties"])
+    with pytest.raises(ValueError, match="no value for \\['key'\\]"):
+        builder("octeth_properties", "", {c: "1" for c in values if c != "key"})
+    with pytest.raises(ValueError, match="not its columns: \\['nope'\\]"):
+        builder("octeth_properties", "", {**values, "nope": "1"})
+
+
+def test_a_dead_letter_row_names_its_columns_and_clamps_its_time() -> None:
+    letter = DeadLetter(
+        hit_id="h1", stage="validate", reason="bad", detail="d", source="optimizely",
+        received_at_ms=-(10**15), raw="r", lineage=Lineage(partition=3, offset=9, index=2),
+    )  # fmt: skip
+    row = dict(zip(COLUMNS["dead_letters"], dead_letter_row(letter), strict=True))
+    assert (row["hit_id"], row["stage"], row["reason"], row["raw"]) == (
+        "h1",
+        "validate",
+        "bad",
+        "r",
+    )
+    assert row["received_at"] == -2208988800000
+    assert (row["src_partition"], row["src_pos"]) == (3, 9 * 1024 + 2)
+    assert dead_letter_row(letter, 5)[-1] == 5
 
 
 # --- progress (replay recognition) ------------------------------------------------------------
