@@ -11,12 +11,11 @@ from pipeline.progress import Progress
 from pipeline.rows import COLUMNS, RowBundle, builder, dead_letter_bundle, dead_letter_row
 from pipeline.validate import validate
 from schemas import rawhit
-from schemas.deadletter import DeadLetter
-from schemas.event import Event, Lineage
+from schemas.event import Lineage
 from schemas.formats import ParseContext
+from tests.unit.factories import RECEIVED, event, letter
 
 CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
-RECEIVED = 1_700_000_000_000
 
 
 def raw(query: str, **headers: str) -> bytes:
@@ -30,24 +29,6 @@ def raw(query: str, **headers: str) -> bytes:
             headers={"host": "hits.example", **headers},
         )
     )
-
-
-def event(**overrides: object) -> Event:
-    base: dict[str, object] = dict(
-        event_id="e1",
-        hit_id="h1",
-        source="optimizely",
-        tenant="1",
-        visitor_id="v1",
-        name="buy",
-        occurred_at_ms=RECEIVED,
-        received_at_ms=RECEIVED,
-        experiments={"100": "7", "200": "8"},
-        goals=("100", "555", "556"),
-        value_cents=500,
-        lineage=Lineage(partition=2, offset=40, index=0),
-    )
-    return Event(**{**base, **overrides})  # type: ignore[arg-type]
 
 
 # --- validate ---------------------------------------------------------------------------------
@@ -198,20 +179,12 @@ def test_a_row_builder_follows_the_catalogue_order_and_refuses_a_missing_or_unkn
 
 
 def test_a_dead_letter_row_names_its_columns_and_clamps_its_time() -> None:
-    letter = DeadLetter(
-        hit_id="h1", stage="validate", reason="bad", detail="d", source="optimizely",
-        received_at_ms=-(10**15), raw="r", lineage=Lineage(partition=3, offset=9, index=2),
-    )  # fmt: skip
-    row = dict(zip(COLUMNS["dead_letters"], dead_letter_row(letter), strict=True))
-    assert (row["hit_id"], row["stage"], row["reason"], row["raw"]) == (
-        "h1",
-        "validate",
-        "bad",
-        "r",
-    )
+    old = letter(received_at_ms=-(10**15), raw="r", lineage=Lineage(partition=3, offset=9, index=2))
+    row = dict(zip(COLUMNS["dead_letters"], dead_letter_row(old), strict=True))
+    assert (row["hit_id"], row["stage"], row["raw"]) == ("h1", "validate", "r")
     assert row["received_at"] == -2208988800000
     assert (row["src_partition"], row["src_pos"]) == (3, 9 * 1024 + 2)
-    assert dead_letter_row(letter, 5)[-1] == 5
+    assert dead_letter_row(old, 5)[-1] == 5
 
 
 # --- progress (replay recognition) ------------------------------------------------------------
@@ -248,18 +221,8 @@ def test_commit_advances_marks_so_a_replay_stores_nothing() -> None:
 def test_marks_are_per_table_stage_and_partition() -> None:
     progress = Progress()
     progress.load({0}, [("events", "derive", 0, 10)])
-    letter = DeadLetter(
-        hit_id="h",
-        stage="validate",
-        reason="r",
-        detail="",
-        source="optimizely",
-        received_at_ms=1,
-        raw="{}",
-        lineage=Lineage(partition=0, offset=0),
-    )
     batches = progress.plan(
-        [bundle(3, partition=0), dead_letter_bundle(letter), bundle(3, partition=1)]
+        [bundle(3, partition=0), dead_letter_bundle(letter()), bundle(3, partition=1)]
     )
     assert {b.table: len(b.rows) for b in batches} == {"events": 1, "dead_letters": 1}
 
