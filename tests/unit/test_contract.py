@@ -10,7 +10,7 @@ from schemas import deadletter, rawhit
 from schemas import event as event_codec
 from schemas.event import Lineage
 from schemas.settings import FIELDS, SettingsError, env_name, load_settings, to_environ
-from tests.unit.factories import event, letter
+from tests.unit.factories import event, letter, raw_hit
 
 
 def test_defaults_need_no_environment() -> None:
@@ -44,15 +44,7 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_raw_hit_round_trips_bytes_faithfully() -> None:
-    hit = rawhit.RawHit(
-        hit_id="h",
-        kind="optimizely",
-        received_at_ms=1,
-        method="POST",
-        query="a=%FF&u=%00",
-        headers={"host": "x"},
-        body=b"\x00\xff\xfe",
-    )
+    hit = raw_hit(method="POST", query="a=%FF&u=%00", body=b"\x00\xff\xfe")
     assert rawhit.decode(rawhit.encode(hit)) == hit
 
 

@@ -13,22 +13,13 @@ from pipeline.validate import validate
 from schemas import rawhit
 from schemas.event import Lineage
 from schemas.formats import ParseContext
-from tests.unit.factories import RECEIVED, event, letter
+from tests.unit.factories import event, letter, raw_hit
 
 CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
 
 
 def raw(query: str, **headers: str) -> bytes:
-    return rawhit.encode(
-        rawhit.RawHit(
-            hit_id="h1",
-            kind="optimizely",
-            received_at_ms=RECEIVED,
-            path="/event",
-            query=query,
-            headers={"host": "hits.example", **headers},
-        )
-    )
+    return rawhit.encode(raw_hit(query=query, headers={"host": "hits.example", **headers}))
 
 
 # --- validate ---------------------------------------------------------------------------------
