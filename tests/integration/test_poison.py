@@ -28,7 +28,6 @@ import pytest
 import yarl
 from clickhouse_connect.driver.client import Client
 
-from schemas.settings import Settings
 from tests.integration.conftest import Worker, get, wait_for_rows
 
 pytestmark = pytest.mark.integration
@@ -220,11 +219,7 @@ async def send(base: str, cases: list[Case], agent: str = "poison") -> list[tupl
 
 
 def test_poison_input_for_every_protocol(
-    hits_settings: Settings,
-    gateway: str,
-    worker: Worker,
-    clickhouse: Client,
-    octeth_key: str,
+    gateway: str, worker: Worker, clickhouse: Client, octeth_key: str
 ) -> None:
     key = octeth_key
     probe = Case(
