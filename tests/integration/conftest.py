@@ -180,14 +180,18 @@ def hitstream(
     return run
 
 
-@pytest.fixture
-def octeth_key(hitstream: Hitstream) -> str:
-    """An Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
+def register_octeth_key(hitstream: Hitstream) -> str:
+    """A new Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
     assert hitstream("octeth", "account", "add", "--account", "acme", "--name", "ACME").code == 0
     assert hitstream("octeth", "list", "add", "--account", "acme", "--list", "94").code == 0
     key = hitstream("octeth", "key", "add", "--account", "acme")
     assert key.code == 0
     return key.out.strip()
+
+
+@pytest.fixture
+def octeth_key(hitstream: Hitstream) -> str:
+    return register_octeth_key(hitstream)
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

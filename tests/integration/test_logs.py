@@ -27,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 from deploy.local import services
 from deploy.local.localstack import start_gateway
 from schemas.settings import Settings
-from tests.integration.conftest import Worker, wait_for_rows
+from tests.integration.conftest import Hitstream, Worker, register_octeth_key, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -145,12 +145,12 @@ def test_logs_are_json_lines_without_secrets(
     clickhouse: Client,
     worker: Worker,
     tmp_path: Path,
-    octeth_key: str,
+    hitstream: Hitstream,
 ) -> None:
     gateway_log = tmp_path / "gateway-json.log"
     gateway = start_gateway(hits_settings, gateway_log)
     try:
-        key = octeth_key  # registered before the gateway starts: it knows the key at once
+        key = register_octeth_key(hitstream)  # while the gateway runs: it learns of it
         url = f"http://{hits_settings.gateway_host}:{hits_settings.gateway_port}"
         send_everything(url, key)
         wait_for_rows(clickhouse, "SELECT count() FROM dead_letters", 2, worker=worker)
