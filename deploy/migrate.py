@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import sys
 from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
@@ -82,16 +83,20 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
             client.close()
 
 
+def run(settings: Settings, print_only: bool = False) -> int:
+    """`python -m deploy.migrate` and `hitstream migrate`: apply the DDL, or print it only."""
+    if print_only:
+        print(";\n\n".join(plan(Layout.of(settings))) + ";")
+        return 0
+    for name in migrate(settings):
+        print(f"applied {name} to {settings.clickhouse_database}")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.migrate", description=__doc__)
     parser.add_argument("--print", action="store_true", help="print the DDL, run nothing")
-    args = parser.parse_args()
-    settings = load_settings()
-    if args.print:
-        print(";\n\n".join(plan(Layout.of(settings))) + ";")
-        return
-    for name in migrate(settings):
-        print(f"applied {name} to {settings.clickhouse_database}")
+    sys.exit(run(load_settings(), parser.parse_args().print))
 
 
 if __name__ == "__main__":

@@ -143,17 +143,22 @@ async def _describe(
         await asyncio.sleep(0.2)
 
 
+def run(settings: Settings, check: bool = False) -> int:
+    """`python -m deploy.topics` and `hitstream topics`: create the missing topics and report
+    every topic's partitions, or with `check` only report what differs (1 when something does)."""
+    if check:
+        lines = asyncio.run(check_topics(settings))
+        print("\n".join(lines) or "topics match the settings")
+        return 1 if lines else 0
+    for name, partitions in sorted(asyncio.run(ensure_topics(settings)).items()):
+        print(f"{name}: {partitions} partitions")
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.topics", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only check the topics")
-    args = parser.parse_args()
-    settings = load_settings()
-    if args.check:
-        lines = asyncio.run(check_topics(settings))
-        print("\n".join(lines) or "topics match the settings")
-        sys.exit(1 if lines else 0)
-    for name, partitions in sorted(asyncio.run(ensure_topics(settings)).items()):
-        print(f"{name}: {partitions} partitions")
+    sys.exit(run(load_settings(), parser.parse_args().check))
 
 
 if __name__ == "__main__":

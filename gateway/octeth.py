@@ -16,7 +16,8 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ from schemas.octeth.vocabulary import SOURCE
 from schemas.topics import RAW
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REGISTRY = web.AppKey("octeth_registry", OctethRegistry)
 LIMITER = web.AppKey("octeth_limiter", TokenBucket)
@@ -100,8 +102,12 @@ def _admit(request: web.Request, body: bytes) -> tuple[str, Credential] | web.Re
     return account, credential
 
 
-async def event(request: web.Request) -> web.Response:
-    started = time.perf_counter()
+async def _accepted(
+    request: web.Request, validate: Callable[..., T | OctethErrors]
+) -> tuple[rawhit.RawHit, T] | web.Response:
+    """The request as a raw hit and its body as `validate` reads it (with the lists the
+    credential's account may use), or the refusal: body too large, unknown credential, rate
+    limited, or what `validate` refused."""
     hit = await _read(request)
     if isinstance(hit, web.Response):
         return hit
@@ -109,12 +115,20 @@ async def event(request: web.Request) -> web.Response:
     if isinstance(admitted, web.Response):
         return admitted
     lists = request.app[REGISTRY].lists(admitted[0])
-    settings = request.app[SETTINGS]
-    result = octeth.validate_event(
-        hit.body, lenient=settings.octeth_lenient_json, lists=lists.__contains__
-    )
+    lenient = request.app[SETTINGS].octeth_lenient_json
+    result = validate(hit.body, lenient=lenient, lists=lists.__contains__)
     if isinstance(result, OctethErrors):
         return refuse(result)
+    return hit, result
+
+
+async def event(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    accepted = await _accepted(request, octeth.validate_event)
+    if isinstance(accepted, web.Response):
+        return accepted
+    hit, result = accepted
+    settings = request.app[SETTINGS]
     visitor = result.uuid
     if visitor is None:
         visitor = str(uuid.uuid4())
@@ -137,19 +151,10 @@ async def event(request: web.Request) -> web.Response:
 
 
 async def properties(request: web.Request) -> web.Response:
-    hit = await _read(request)
-    if isinstance(hit, web.Response):
-        return hit
-    admitted = _admit(request, hit.body)
-    if isinstance(admitted, web.Response):
-        return admitted
-    registry = request.app[REGISTRY]
-    lists = registry.lists(admitted[0])
-    result = octeth.validate_properties_request(
-        hit.body, lenient=request.app[SETTINGS].octeth_lenient_json, lists=lists.__contains__
-    )
-    if isinstance(result, OctethErrors):
-        return refuse(result)
+    accepted = await _accepted(request, octeth.validate_properties_request)
+    if isinstance(accepted, web.Response):
+        return accepted
+    result, registry = accepted[1], request.app[REGISTRY]
     try:
         found = await registry.properties(result.list_id)
     except Exception as exc:

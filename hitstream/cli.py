@@ -14,7 +14,6 @@ hitstream dlq list|show|redrive   dead letters by reason; re-drive the fixable o
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -72,23 +71,15 @@ def print_settings(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.migrate import migrate
+    from deploy import migrate
 
-    for name in migrate(settings):
-        print(f"applied {name}")
-    return 0
+    return migrate.run(settings, args.print)
 
 
 def run_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.topics import check_topics, ensure_topics
+    from deploy import topics
 
-    if args.check:
-        lines = asyncio.run(check_topics(settings))
-        print("\n".join(lines) or "topics match the settings")
-        return 1 if lines else 0
-    for name, count in sorted(asyncio.run(ensure_topics(settings)).items()):
-        print(f"{name}: {count} partitions")
-    return 0
+    return topics.run(settings, args.check)
 
 
 def configured(run: Run) -> Callable[[argparse.Namespace], int]:
@@ -118,14 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_cmd.add_argument("--markdown", action="store_true")
     settings_cmd.set_defaults(run=print_settings)
-    sub.add_parser(
+    migrate = sub.add_parser(
         "migrate",
         help="apply the ClickHouse DDL",
-        description="Apply deploy/clickhouse/*.sql in order (idempotent).\n\n"
+        description="Apply deploy/clickhouse/*.sql in order (idempotent); --print shows the "
+        "statements (rewritten for HITS_CLICKHOUSE_CLUSTER) without running them.\n\n"
         "examples:\n  hitstream migrate\n"
         "  HITS_CLICKHOUSE_URL=https://ch.internal:8443 HITS_CLICKHOUSE_USER=hitstream_admin \\\n"
-        "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate",
-    ).set_defaults(run=configured(run_migrate))
+        "    HITS_CLICKHOUSE_PASSWORD=... hitstream migrate\n"
+        "  HITS_CLICKHOUSE_CLUSTER=main hitstream migrate --print",
+    )
+    migrate.add_argument("--print", action="store_true", help="print the DDL, run nothing")
+    migrate.set_defaults(run=configured(run_migrate))
     topics = sub.add_parser(
         "topics",
         help="create the hits topics",

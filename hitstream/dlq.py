@@ -24,14 +24,15 @@ from clickhouse_connect.driver.client import Client
 from deploy.clickhouse_client import connect
 from hitstream.replay_range import StoredLetter, parse_bound, redrive_selection
 from hitstream.supersede import Message, SettleTimeout, producer, republish, settle
+from pipeline.rows import COLUMNS
 from schemas import rawhit
 from schemas.settings import Settings
 from schemas.topics import RAW
 
-COLUMNS = (
-    "toString(dlq_id), hit_id, stage, reason, detail, source, "
-    "toUnixTimestamp64Milli(received_at), raw, src_partition, src_pos"
-)
+# The `dead_letters` columns (the catalogue, `pipeline.rows.COLUMNS`) as `letters` reads them.
+_COLUMNS = COLUMNS["dead_letters"]
+_READ = {"dlq_id": "toString(dlq_id)", "received_at": "toUnixTimestamp64Milli(received_at)"}
+SELECT = ", ".join(_READ.get(column, column) for column in _COLUMNS)
 
 EXAMPLES = """\
 examples:
@@ -95,24 +96,26 @@ def _where(reason: str | None, since_ms: int | None) -> tuple[str, dict[str, Any
 def letters(
     client: Client, where: str, parameters: dict[str, Any], limit: int | None = None
 ) -> list[StoredLetter]:
-    sql = f"SELECT {COLUMNS} FROM dead_letters WHERE {where} ORDER BY received_at DESC, src_pos"
+    sql = f"SELECT {SELECT} FROM dead_letters WHERE {where} ORDER BY received_at DESC, src_pos"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [
-        StoredLetter(
-            dlq_id=row[0],
-            hit_id=row[1],
-            stage=row[2],
-            reason=row[3],
-            detail=row[4],
-            source=row[5],
-            received_at_ms=int(row[6]),
-            raw=row[7],
-            partition=int(row[8]),
-            position=int(row[9]),
-        )
-        for row in client.query(sql, parameters=parameters).result_rows
-    ]
+    rows = client.query(sql, parameters=parameters).result_rows
+    return [_letter(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+
+
+def _letter(row: dict[str, Any]) -> StoredLetter:
+    return StoredLetter(
+        dlq_id=row["dlq_id"],
+        hit_id=row["hit_id"],
+        stage=row["stage"],
+        reason=row["reason"],
+        detail=row["detail"],
+        source=row["source"],
+        received_at_ms=int(row["received_at"]),
+        raw=row["raw"],
+        partition=int(row["src_partition"]),
+        position=int(row["src_pos"]),
+    )
 
 
 def _time(ms: int) -> str:

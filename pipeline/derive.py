@@ -12,6 +12,9 @@ catalogue of `POST /api/v1/website_events.properties`).
 
 `first_in_session` and `counted` (Monetate's "sessions with the event", decided by the dedup agent
 with pipeline/sessions.py and pipeline/definitions.py) are stored on the event row as 0/1.
+
+Each row is built by a `pipeline.rows.builder`: the value of each column by name, laid out in the
+table catalogue's order (`pipeline.rows.COLUMNS`), at the cost of a hand-written positional row.
 """
 
 from __future__ import annotations
@@ -21,9 +24,94 @@ from typing import Any
 import orjson
 
 from pipeline.identity import EMAIL_HMAC
-from pipeline.rows import RowBundle
+from pipeline.rows import RowBundle, builder
 from schemas.event import Event, stable_id
 from schemas.octeth import vocabulary as octeth
+
+_NAMES = {"dumps": orjson.dumps, "stable_id": stable_id, "EMAIL_HMAC": EMAIL_HMAC}
+# the columns every row of an event shares, and where the event stands in its raw partition
+_EVENT = {
+    "tenant": "e.tenant",
+    "visitor_id": "e.visitor_id",
+    "event_id": "e.event_id",
+    "source": "e.source",
+    "session_id": "e.session_id",
+    "occurred_at": "e.occurred_at_ms",
+    "received_at": "e.received_at_ms",
+    "dimensions": "e.dimensions",
+    "flags": "list(e.flags)",
+    "src_partition": "p",
+    "src_pos": "pos",
+}
+_event_row = builder(
+    "events",
+    "e, duplicate_of, first_in_session, counted, p, pos",
+    {
+        **_EVENT,
+        "hit_id": "e.hit_id",
+        "account_id": "e.account_id",
+        "name": "e.name",
+        "experiments": "e.experiments",
+        "goals": "list(e.goals)",
+        "value_cents": "e.value_cents",
+        "properties": "dumps(e.properties).decode()",
+        "page_url": "e.page_url",
+        "referrer": "e.referrer",
+        "user_agent": "e.user_agent",
+        "device_type": "e.device_type",
+        "duplicate_of": "duplicate_of",
+        "first_in_session": "int(first_in_session)",
+        "counted": "int(counted)",
+    },
+    _NAMES,
+)
+_impression_row = builder(
+    "impressions",
+    "e, experiment, variation, p, pos",
+    {
+        **_EVENT,
+        "experiment_id": "experiment",
+        "variation_id": "variation",
+        "impression_id": 'stable_id("impression", e.event_id, experiment)',
+        "user_agent": "e.user_agent",
+        "device_type": "e.device_type",
+    },
+    _NAMES,
+)
+_conversion_row = builder(
+    "conversions",
+    "e, goal, is_duplicate, p, pos",
+    {
+        **_EVENT,
+        "goal_id": "goal",
+        "conversion_id": 'stable_id("conversion", e.event_id, goal)',
+        "event_name": "e.name",
+        "value_cents": "e.value_cents",
+        "experiments": "e.experiments",
+        "is_duplicate": "int(is_duplicate)",
+    },
+    _NAMES,
+)
+_identity_row = builder(
+    "identities",
+    "e, p, pos",
+    {
+        "tenant": "e.tenant",
+        "uuid": "e.visitor_id",
+        "external_id": 'e.dimensions.get("external_id", "")',
+        "email_hmac": "e.dimensions[EMAIL_HMAC]",
+        "first_seen": "e.received_at_ms",
+        "event_id": "e.event_id",
+        "src_partition": "p",
+        "src_pos": "pos",
+    },
+    _NAMES,
+)
+_property_row = builder(
+    "octeth_properties",
+    "e, key, p, pos",
+    {"tenant": "e.tenant", "event": "e.name", "key": "key", "src_partition": "p", "src_pos": "pos"},
+)
 
 
 def derive(
@@ -33,111 +121,36 @@ def derive(
     counted: bool = True,
     conversion_duplicate: bool = False,
 ) -> RowBundle:
-    lineage = event.lineage
-    src = [lineage.partition, lineage.position]
-    row = [*_event_row(event, duplicate_of), int(first_in_session), int(counted)]
-    tables: dict[str, list[list[Any]]] = {"events": [row + src]}
+    p, pos = event.lineage.partition, event.lineage.position
+    tables: dict[str, list[list[Any]]] = {
+        "events": [_event_row(event, duplicate_of, first_in_session, counted, p, pos)]
+    }
     if duplicate_of is None:
         impressions, conversions = [], []
         for goal in event.goals:
             variation = event.experiments.get(goal)
             if variation is not None:
-                impressions.append(_impression_row(event, goal, variation) + src)
+                impressions.append(_impression_row(event, goal, variation, p, pos))
             else:
-                conversions.append(_conversion_row(event, goal) + src)
+                conversions.append(_conversion_row(event, goal, False, p, pos))
         if impressions:
             tables["impressions"] = impressions
         if conversions:
             tables["conversions"] = conversions
     if event.source == octeth.SOURCE:
-        _octeth_rows(event, tables, src, conversion_duplicate or duplicate_of is not None)
-    return RowBundle("derive", lineage.partition, lineage.position, tables)
-
-
-def _event_row(e: Event, duplicate_of: str | None) -> list[Any]:
-    return [
-        e.tenant,
-        e.event_id,
-        e.hit_id,
-        e.source,
-        e.visitor_id,
-        e.session_id,
-        e.account_id,
-        e.name,
-        e.occurred_at_ms,
-        e.received_at_ms,
-        e.experiments,
-        list(e.goals),
-        e.value_cents,
-        e.dimensions,
-        orjson.dumps(e.properties).decode(),
-        e.page_url,
-        e.referrer,
-        e.user_agent,
-        e.device_type,
-        list(e.flags),
-        duplicate_of,
-    ]
-
-
-def _impression_row(e: Event, experiment: str, variation: str) -> list[Any]:
-    return [
-        e.tenant,
-        experiment,
-        variation,
-        e.visitor_id,
-        stable_id("impression", e.event_id, experiment),
-        e.event_id,
-        e.source,
-        e.session_id,
-        e.occurred_at_ms,
-        e.received_at_ms,
-        e.dimensions,
-        e.user_agent,
-        e.device_type,
-        list(e.flags),
-    ]
+        _octeth_rows(event, tables, p, pos, conversion_duplicate or duplicate_of is not None)
+    return RowBundle("derive", p, pos, tables)
 
 
 def _octeth_rows(
-    e: Event, tables: dict[str, list[list[Any]]], src: list[Any], duplicate: bool
+    e: Event, tables: dict[str, list[list[Any]]], p: int, pos: int, duplicate: bool
 ) -> None:
     goal = e.dimensions.get("conversion_id")
     if e.dimensions.get("event_type") == octeth.CONVERSION and goal is not None:
-        row = _conversion_row(e, goal, is_duplicate=duplicate)
-        tables.setdefault("conversions", []).append(row + src)
-    email_hmac = e.dimensions.get(EMAIL_HMAC)
-    if email_hmac:
-        row = [
-            e.tenant,
-            e.visitor_id,
-            e.dimensions.get("external_id", ""),
-            email_hmac,
-            e.received_at_ms,
-            e.event_id,
-        ]
-        tables["identities"] = [row + src]
+        tables.setdefault("conversions", []).append(_conversion_row(e, goal, duplicate, p, pos))
+    if e.dimensions.get(EMAIL_HMAC):
+        tables["identities"] = [_identity_row(e, p, pos)]
     if e.properties:
         tables["octeth_properties"] = [
-            [e.tenant, e.name, key, *src] for key in sorted(e.properties)
+            _property_row(e, key, p, pos) for key in sorted(e.properties)
         ]
-
-
-def _conversion_row(e: Event, goal: str, is_duplicate: bool = False) -> list[Any]:
-    return [
-        e.tenant,
-        goal,
-        e.visitor_id,
-        stable_id("conversion", e.event_id, goal),
-        e.event_id,
-        e.name,
-        e.source,
-        e.session_id,
-        e.value_cents,
-        e.experiments,
-        e.occurred_at_ms,
-        e.received_at_ms,
-        e.dimensions,
-        list(e.flags),
-        int(is_duplicate),
-    ]

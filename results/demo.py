@@ -17,18 +17,20 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from tqdm import tqdm
 
 from deploy.clickhouse_client import connect
 from deploy.local.stack import STATE
 from deploy.migrate import migrate
 from results.analysis import Options
 from results.query import Filters
-from results.report import document, progress
+from results.report import document
 from results.table import render
 from schemas.settings import Settings, load_settings
 
@@ -92,7 +94,10 @@ def _cents(rng: random.Random) -> str:
     return str(round(rng.lognormvariate(8.2, 0.6)))  # ~ $36 median basket
 
 
-async def send(gateway: str, hits: list[Hit], concurrency: int = 64) -> None:
+async def send(
+    gateway: str, hits: list[Hit], sent: Callable[[int], object], concurrency: int = 64
+) -> None:
+    """Send every hit as a beacon, `sent(1)` after each."""
     queue: asyncio.Queue[Hit] = asyncio.Queue()
     for hit in hits:
         queue.put_nowait(hit)
@@ -104,6 +109,7 @@ async def send(gateway: str, hits: list[Hit], concurrency: int = 64) -> None:
             async with session.get(url, headers={"User-Agent": hit.user_agent}) as response:
                 response.raise_for_status()
                 await response.read()
+            sent(1)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -128,6 +134,7 @@ def wait_for_rows(settings: Settings, tenant: str, hits: list[Hit], timeout: flo
     impressions = sum(h.impression for h in hits)
     wanted = {"impressions": impressions, "conversions": len(hits) - impressions}
     client = connect(settings)
+    bar = tqdm(total=len(hits), desc="stored", unit="row", leave=False, disable=None)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -136,12 +143,14 @@ def wait_for_rows(settings: Settings, tenant: str, hits: list[Hit], timeout: flo
                                         parameters={"t": tenant}).result_rows[0][0])
                 for table in wanted
             }  # fmt: skip
+            bar.update(sum(min(counts[t], n) for t, n in wanted.items()) - bar.n)
             if all(counts[t] >= n for t, n in wanted.items()):
                 return
             if time.monotonic() > deadline:
                 raise SystemExit(f"rows did not land in {timeout:.0f} s: {counts} of {wanted}")
             time.sleep(0.5)
     finally:
+        bar.close()
         client.close()
 
 
@@ -163,12 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate(settings)  # idempotent: the results views, should the stack predate them
     register(settings, tenant)
     hits = simulate(tenant, args.visitors, int(time.time() * 1000), args.seed)
-    with progress(f"sending {len(hits):,} beacons to {state['gateway']}"):
-        asyncio.run(send(state["gateway"], hits))
+    with tqdm(total=len(hits), desc="sent", unit="beacon", leave=False, disable=None) as bar:
+        asyncio.run(send(state["gateway"], hits, bar.update))
     print(f"sent {len(hits):,} beacons for {args.visitors:,} visitors in "
           f"{time.monotonic() - began:.1f} s (tenant {tenant})")  # fmt: skip
-    with progress("waiting for the rows in ClickHouse"):
-        wait_for_rows(settings, tenant, hits, args.timeout)
+    wait_for_rows(settings, tenant, hits, args.timeout)
     print(f"rows landed after {time.monotonic() - began:.1f} s\n")
     options = Options.from_settings(settings)
     print(render(document(settings, tenant, EXPERIMENT, Filters(), options)))

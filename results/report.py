@@ -32,15 +32,13 @@ examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import itertools
 import sys
-import threading
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
 import orjson
+from tqdm import tqdm
 
 from deploy.clickhouse_client import connect
 from results import corrections, power, slices, stats
@@ -173,34 +171,6 @@ def to_json(document: dict[str, Any]) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
 
-@contextlib.contextmanager
-def progress(message: str, stream: TextIO = sys.stderr, delay: float = 1.0) -> Iterator[None]:
-    """A spinner on `stream` when the work takes longer than `delay` and `stream` is a TTY."""
-    if not stream.isatty():
-        yield
-        return
-    done = threading.Event()
-
-    def spin() -> None:
-        if done.wait(delay):
-            return
-        for frame in itertools.cycle("|/-\\"):
-            stream.write(f"\r{frame} {message}")
-            stream.flush()
-            if done.wait(0.1):
-                stream.write("\r" + " " * (len(message) + 2) + "\r")
-                stream.flush()
-                return
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "results",
@@ -258,15 +228,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def document(
-    settings: Settings, tenant: str, experiment: str, filters: Filters, options: Options
+    settings: Settings,
+    tenant: str,
+    experiment: str,
+    filters: Filters,
+    options: Options,
+    done: Callable[[], object] = lambda: None,
 ) -> dict[str, Any]:
+    """The results document; `done()` after each of its `steps(options)` steps."""
     client = connect(settings)
     try:
         agg = read(client, tenant, experiment, filters)
-        by = read_slices(client, tenant, experiment, filters, options.by) if options.by else None
-        return analyse(agg, filters, options, by)
+        done()
+        by = None
+        if options.by:
+            by = read_slices(client, tenant, experiment, filters, options.by)
+            done()
+        found = analyse(agg, filters, options, by)
+        done()
+        return found
     finally:
         client.close()
+
+
+def steps(options: Options) -> int:
+    """How many steps `document` reports: the goals query, the slices query, the analysis."""
+    return 3 if options.by else 2
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,8 +273,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         options.check()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    with progress(f"reading experiment {args.experiment}"):
-        doc = document(settings, args.tenant, args.experiment, filters, options)
+    desc = f"reading experiment {args.experiment}"
+    # on a terminal only (disable=None), and gone once done (leave=False): the output stays clean
+    with tqdm(total=steps(options), desc=desc, unit="step", leave=False, disable=None) as bar:
+        doc = document(settings, args.tenant, args.experiment, filters, options, bar.update)
     if args.json:
         sys.stdout.write(to_json(doc).decode() + "\n")
     else:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import orjson
 
-from schemas.event import Lineage, stable_id
+from schemas.event import Lineage, lineage_of, stable_id
 
 VERSION = 1
 STAGES = ("gateway", "validate", "derive", "sink")
@@ -36,6 +36,11 @@ class DeadLetter:
         )
 
 
+# What `decode` reads: every field under its own name, as `encode` writes them (`dlq_id` is
+# derived from them).
+_FIELDS = tuple(f.name for f in fields(DeadLetter))
+
+
 def encode(letter: DeadLetter) -> bytes:
     return orjson.dumps(
         {
@@ -57,14 +62,5 @@ def decode(data: bytes) -> DeadLetter:
     obj = orjson.loads(data)
     if obj.get("v") != VERSION:
         raise ValueError(f"unsupported dead-letter version {obj.get('v')!r}")
-    partition, offset, index = obj["lineage"]
-    return DeadLetter(
-        hit_id=obj["hit_id"],
-        stage=obj["stage"],
-        reason=obj["reason"],
-        detail=obj["detail"],
-        source=obj["source"],
-        received_at_ms=obj["received_at_ms"],
-        raw=obj["raw"],
-        lineage=Lineage(partition=partition, offset=offset, index=index),
-    )
+    obj["lineage"] = lineage_of(obj["lineage"])
+    return DeadLetter(**{name: obj[name] for name in _FIELDS})

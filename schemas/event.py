@@ -8,7 +8,7 @@ from (`hits.raw` partition, offset, index); the sink uses it to recognise replay
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -70,6 +70,11 @@ class Event:
         return f"{self.tenant}:{self.visitor_id}".encode()
 
 
+# What `decode` reads: every field under its own name (`goals` and `flags` as arrays, `lineage` as
+# [partition, offset, index]), as `encode` writes them.
+_FIELDS = tuple(f.name for f in fields(Event))
+
+
 def encode(event: Event) -> bytes:
     return orjson.dumps(
         {
@@ -105,28 +110,12 @@ def decode(data: bytes) -> Event:
     obj = orjson.loads(data)
     if obj.get("v") != VERSION:
         raise ValueError(f"unsupported event version {obj.get('v')!r}")
-    partition, offset, index = obj["lineage"]
-    return Event(
-        event_id=obj["event_id"],
-        hit_id=obj["hit_id"],
-        source=obj["source"],
-        tenant=obj["tenant"],
-        visitor_id=obj["visitor_id"],
-        name=obj["name"],
-        occurred_at_ms=obj["occurred_at_ms"],
-        received_at_ms=obj["received_at_ms"],
-        session_id=obj["session_id"],
-        account_id=obj["account_id"],
-        experiments=obj["experiments"],
-        goals=tuple(obj["goals"]),
-        value_cents=obj["value_cents"],
-        dimensions=obj["dimensions"],
-        properties=obj["properties"],
-        page_url=obj["page_url"],
-        referrer=obj["referrer"],
-        user_agent=obj["user_agent"],
-        device_type=obj["device_type"],
-        flags=tuple(obj["flags"]),
-        fingerprint=obj["fingerprint"],
-        lineage=Lineage(partition=partition, offset=offset, index=index),
-    )
+    obj["goals"], obj["flags"] = tuple(obj["goals"]), tuple(obj["flags"])
+    obj["lineage"] = lineage_of(obj["lineage"])
+    return Event(**{name: obj[name] for name in _FIELDS})
+
+
+def lineage_of(items: list[int]) -> Lineage:
+    """The lineage of its wire form, [partition, offset, index]."""
+    partition, offset, index = items
+    return Lineage(partition=partition, offset=offset, index=index)

@@ -152,18 +152,46 @@ def gateway(hits_settings: Settings, tmp_path: Path) -> Iterator[str]:
     services.stop(process)
 
 
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+Hitstream = Callable[..., Ran]
+
+
 @pytest.fixture
-def octeth_key(
+def hitstream(
     hits_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> str:
-    """An Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
+) -> Hitstream:
+    """`hitstream(*argv)` runs the command line against this test's stack (its settings in the
+    environment) and gives its exit code and output."""
     for name, value in to_environ(hits_settings).items():
         monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme", "--name", "ACME"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return capsys.readouterr().out.strip()
+
+    def run(*argv: str) -> Ran:
+        capsys.readouterr()
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def register_octeth_key(hitstream: Hitstream) -> str:
+    """A new Octeth API key of account `acme`, with list 94 (through the operator CLI)."""
+    assert hitstream("octeth", "account", "add", "--account", "acme", "--name", "ACME").code == 0
+    assert hitstream("octeth", "list", "add", "--account", "acme", "--list", "94").code == 0
+    key = hitstream("octeth", "key", "add", "--account", "acme")
+    assert key.code == 0
+    return key.out.strip()
+
+
+@pytest.fixture
+def octeth_key(hitstream: Hitstream) -> str:
+    return register_octeth_key(hitstream)
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

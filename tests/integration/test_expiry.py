@@ -72,19 +72,25 @@ def changelog(settings: Settings, table: str) -> dict[bytes, bytes | None]:
     return asyncio.run(read())
 
 
+def store(
+    settings: Settings, worker: Worker, clickhouse: Client, hit: tuple[bytes, bytes], events: int
+) -> None:
+    """Produce one raw hit and wait until the worker stored `events` events in all."""
+    produce(settings, [hit])
+    wait_for_rows(clickhouse, "SELECT count() FROM events", events, worker=worker)
+
+
 def test_a_stale_session_key_is_deleted_and_tombstoned(
     hits_settings: Settings, worker: Worker, clickhouse: Client
 ) -> None:
     now = time.time_ns() // 1_000_000
     # 30 h old: past the 12 h session horizon plus the default 12 h grace.
-    produce(hits_settings, [monetate_hit("h-old", "s-old", now - 30 * HOUR_MS)])
-    wait_for_rows(clickhouse, "SELECT count() FROM events", 1, worker=worker)
+    store(hits_settings, worker, clickhouse, monetate_hit("h-old", "s-old", now - 30 * HOUR_MS), 1)
     assert changelog(hits_settings, "sessions")[KEY] is not None
     assert expired_keys(hits_settings, "sessions") == 0
 
     # A hit of the same partition 30 h later moves the watermark: the sweep deletes the old key.
-    produce(hits_settings, [monetate_hit("h-new", "s-new", now)])
-    wait_for_rows(clickhouse, "SELECT count() FROM events", 2, worker=worker)
+    store(hits_settings, worker, clickhouse, monetate_hit("h-new", "s-new", now), 2)
     assert expired_keys(hits_settings, "sessions") == 1
     latest = changelog(hits_settings, "sessions")
     assert latest[KEY] is None  # a rebuild from the changelog does not bring it back

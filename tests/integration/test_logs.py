@@ -26,9 +26,8 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.local import services
 from deploy.local.localstack import start_gateway
-from hitstream import cli
-from schemas.settings import Settings, to_environ
-from tests.integration.conftest import Worker, wait_for_rows
+from schemas.settings import Settings
+from tests.integration.conftest import Hitstream, Worker, register_octeth_key, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -78,16 +77,6 @@ SENT: list[bytes] = []  # Octeth bodies sent, looked for (base64, as in a raw hi
 def octeth(gateway: str, body: dict[str, Any]) -> int:
     SENT.append(orjson.dumps(body))
     return request(f"{gateway}/api/v1/event", SENT[-1])
-
-
-def register_key(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> str:
-    for name, value in to_environ(settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["octeth", "account", "add", "--account", "acme"]) == 0
-    assert cli.main(["octeth", "list", "add", "--account", "acme", "--list", "94"]) == 0
-    capsys.readouterr()
-    assert cli.main(["octeth", "key", "add", "--account", "acme"]) == 0
-    return str(capsys.readouterr().out.strip())
 
 
 def send_everything(gateway: str, key: str) -> None:
@@ -156,13 +145,12 @@ def test_logs_are_json_lines_without_secrets(
     clickhouse: Client,
     worker: Worker,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    hitstream: Hitstream,
 ) -> None:
     gateway_log = tmp_path / "gateway-json.log"
     gateway = start_gateway(hits_settings, gateway_log)
     try:
-        key = register_key(hits_settings, monkeypatch, capsys)
+        key = register_octeth_key(hitstream)  # while the gateway runs: it learns of it
         url = f"http://{hits_settings.gateway_host}:{hits_settings.gateway_port}"
         send_everything(url, key)
         wait_for_rows(clickhouse, "SELECT count() FROM dead_letters", 2, worker=worker)

@@ -24,9 +24,8 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from hitstream import cli
-from schemas.settings import Settings, to_environ
-from tests.integration.conftest import Worker, wait_for_rows
+from schemas.settings import Settings
+from tests.integration.conftest import Hitstream, Worker, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -225,23 +224,18 @@ def test_real_browser_tag_counts_one_per_key_per_session(
     worker: Worker,
     clickhouse: Client,
     hits_settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    hitstream: Hitstream,
 ) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (make e2e-deps installs it as root)")
     if not (E2E / "node_modules" / "playwright-core").is_dir() or shutil.which("node") is None:
         pytest.skip("node or tests/e2e/node_modules/playwright-core is missing (make e2e-deps)")
-    for name, value in to_environ(hits_settings).items():
-        monkeypatch.setenv(name, value)
     keys = ["before_load", "Event Key", "after_load", "reached_platinum"]
     for key in keys:
-        assert (
-            cli.main(["definitions", "add", "--site", "e2e-site", "--key", key, "--title", key])
-            == 0
-        )
-    assert cli.main(["definitions", "add", "--site", "e2e-site", "--key", "x!", "--title", ""]) == 2
-    assert "bad_key" in capsys.readouterr().err
+        added = hitstream("definitions", "add", "--site", "e2e-site", "--key", key, "--title", key)
+        assert added.code == 0
+    refused = hitstream("definitions", "add", "--site", "e2e-site", "--key", "x!", "--title", "")
+    assert refused.code == 2 and "bad_key" in refused.err
     wait_for_definitions(clickhouse, len(keys), hits_settings)
 
     done = subprocess.run(

@@ -27,10 +27,9 @@ import yarl
 from clickhouse_connect.driver.client import Client
 
 from deploy.local.ports import wait_until
-from hitstream import cli
 from schemas import rawhit
-from schemas.settings import Settings, to_environ
-from tests.integration.conftest import Worker, get, wait_for_rows
+from schemas.settings import Settings
+from tests.integration.conftest import Hitstream, Worker, get, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -168,9 +167,7 @@ def test_reversed_x_pair_is_swapped_once_the_registry_knows_the_experiment(
     gateway: str,
     worker: Worker,
     clickhouse: Client,
-    hits_settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    hitstream: Hitstream,
 ) -> None:
     experiment, variation, other = "880001", "770001", "770002"
     reversed_hit = f"/event?a=504&n=example_event&d=8&x{variation}={experiment}&g={experiment}"
@@ -181,26 +178,12 @@ def test_reversed_x_pair_is_swapped_once_the_registry_knows_the_experiment(
         ({variation: experiment}, [])
     ]
 
-    for name, value in to_environ(hits_settings).items():
-        monkeypatch.setenv(name, value)
-    assert (
-        cli.main(
-            [
-                "experiments",
-                "add",
-                "--tenant",
-                "504",
-                "--experiment",
-                experiment,
-                "--variations",
-                f"{variation},{other}",
-                "--control",
-                variation,
-            ]
-        )
-        == 0
-    )
-    assert f"experiment {experiment} of 504: saved" in capsys.readouterr().out
+    saved = hitstream(
+        "experiments", "add", "--tenant", "504", "--experiment", experiment,
+        "--variations", f"{variation},{other}", "--control", variation,
+    )  # fmt: skip
+    assert saved.code == 0
+    assert f"experiment {experiment} of 504: saved" in saved.out
     wait_until(
         lambda: "experiment registry: 1 experiments" in worker.log_text(),
         timeout=30,

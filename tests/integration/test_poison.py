@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -27,13 +28,14 @@ import pytest
 import yarl
 from clickhouse_connect.driver.client import Client
 
-from schemas.settings import Settings
 from tests.integration.conftest import Worker, get, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
 SQL = "x'); DROP TABLE events; --\"`\\"
 BIG = "123456789012345678901234567890"
+NOT_JSON: dict[str, Any] = {"want": "dead_letter", "reason": "body_not_json"}  # a beacon's answer
+BAD_JSON: dict[str, Any] = {"want": "refused", "status": 400, "code": 102}  # Octeth's answer
 
 
 @dataclass
@@ -106,106 +108,52 @@ def beacon_cases() -> list[Case]:
     nested: object = "leaf"
     for _ in range(100):
         nested = {"n": nested}
+
+    def mon_post(name: str, body: bytes, **expected: Any) -> Case:
+        return Case(name, post, "POST", body, text, **expected)
+
     cases += [
-        Case(
-            "mon non-utf8",
-            post,
-            "POST",
-            monetate(1).replace(b'"pm1"', b'"pm\xff1"'),
-            text,
-            want="dead_letter",
-            reason="body_not_json",
-        ),
-        Case(
-            "mon lone surrogate",
-            post,
-            "POST",
-            monetate(2).replace(b'"pm2"', b'"pm\\ud8002"'),
-            text,
-            want="dead_letter",
-            reason="body_not_json",
-        ),
-        Case(
-            "mon nan",
-            post,
-            "POST",
-            monetate(3).replace(b'"seq":0', b'"seq":NaN'),
-            text,
-            want="dead_letter",
-            reason="body_not_json",
-        ),
-        Case(
+        mon_post("mon non-utf8", monetate(1).replace(b'"pm1"', b'"pm\xff1"'), **NOT_JSON),
+        mon_post("mon lone surrogate", monetate(2).replace(b'"pm2"', b'"pm\\ud8002"'), **NOT_JSON),
+        mon_post("mon nan", monetate(3).replace(b'"seq":0', b'"seq":NaN'), **NOT_JSON),
+        mon_post(
             "mon infinity number",
-            post,
-            "POST",
             monetate(4).replace(b'"seq":0', b'"at":1e400,"seq":0'),
-            text,
-            want="dead_letter",
-            reason="body_not_json",
+            **NOT_JSON,
         ),
-        Case(
+        mon_post(
             "mon huge number",
-            post,
-            "POST",
             monetate(5).replace(b'"seq":0', f'"at":{BIG},"seq":{BIG}'.encode()),
-            text,
             reason="bad_time",
         ),
-        Case(
-            "mon deep nesting",
-            post,
-            "POST",
-            b"[" * 2000 + b"]" * 2000,
-            text,
-            want="dead_letter",
-            reason="body_not_json",
-        ),
-        Case(
+        mon_post("mon deep nesting", b"[" * 2000 + b"]" * 2000, **NOT_JSON),
+        mon_post(
             "mon nested props",
-            post,
-            "POST",
             monetate(7, events=[{"key": "viewed", "seq": 0, "props": {"deep": nested}}]),
-            text,
             reason="bad_properties",
         ),
-        Case(
+        mon_post(
             "mon duplicate keys",
-            post,
-            "POST",
             monetate(8).replace(b'"visitor":"pm8"', b'"visitor":"first","visitor":"pm8"'),
-            text,
         ),
         Case("mon 10000 params", post + "?" + "&p=1" * 10_000, "POST", monetate(9), text),
-        Case(
+        mon_post(
             "mon oversized",
-            post,
-            "POST",
             monetate(10, pad="x" * 70_000),
-            text,
             want="dead_letter",
             reason="body_too_large",
         ),
-        Case(
+        mon_post(
             "mon time before 1900",
-            post,
-            "POST",
             monetate(11, events=[{"key": "viewed", "seq": 0, "at": -99999999999999}]),
-            text,
             reason="bad_time",
         ),
-        Case(
-            "mon sql",
-            post,
-            "POST",
-            monetate(12, events=[{"key": "viewed", "seq": 0, "props": {"q": SQL}}]),
-            text,
+        mon_post(
+            "mon sql", monetate(12, events=[{"key": "viewed", "seq": 0, "props": {"q": SQL}}])
         ),
-        Case(
+        mon_post(
             "mon sql key",
-            post,
-            "POST",
             monetate(13, events=[{"key": SQL, "seq": 0}]),
-            text,
             want="dead_letter",
             reason="bad_event_key",
         ),
@@ -224,83 +172,36 @@ def octeth_cases(key: str) -> list[Case]:
     nested: object = 1
     for _ in range(40):
         nested = {"n": nested}
+
+    def oct_post(name: str, data: bytes, **expected: Any) -> Case:
+        return Case(name, path, "POST", data, json, **expected)
+
     return [
-        Case(
-            "oct non-utf8",
-            path,
-            "POST",
-            body(event="p\u00e9").replace(b"\xc3\xa9", b"\xff"),
-            json,
-            want="refused",
-            status=400,
-            code=102,
-        ),
-        Case(
-            "oct lone surrogate",
-            path,
-            "POST",
-            body(event="psx").replace(b"psx", b"p\\ud800x"),
-            json,
-            want="refused",
-            status=400,
-            code=102,
-        ),
-        Case(
-            "oct nan",
-            path,
-            "POST",
-            body(properties={"x": 0}).replace(b'"x":0', b'"x":NaN'),
-            json,
-            want="refused",
-            status=400,
-            code=102,
-        ),
-        Case(
+        oct_post("oct non-utf8", body(event="p\u00e9").replace(b"\xc3\xa9", b"\xff"), **BAD_JSON),
+        oct_post("oct lone surrogate", body(event="psx").replace(b"psx", b"p\\ud800x"), **BAD_JSON),
+        oct_post("oct nan", body(properties={"x": 0}).replace(b'"x":0', b'"x":NaN'), **BAD_JSON),
+        oct_post(
             "oct infinity number",
-            path,
-            "POST",
             body(properties={"x": 0}).replace(b'"x":0', b'"x":1e400'),
-            json,
-            want="refused",
-            status=400,
-            code=102,
+            **BAD_JSON,
         ),
-        Case(
-            "oct huge number",
-            path,
-            "POST",
-            body(properties={"x": 0}).replace(b'"x":0', f'"x":{BIG}'.encode()),
-            json,
+        oct_post(
+            "oct huge number", body(properties={"x": 0}).replace(b'"x":0', f'"x":{BIG}'.encode())
         ),
-        Case(
-            "oct deep nesting",
-            path,
-            "POST",
-            body(properties={"deep": nested}),
-            json,
-            want="refused",
-            status=400,
-            code=102,
-        ),
-        Case(
+        oct_post("oct deep nesting", body(properties={"deep": nested}), **BAD_JSON),
+        oct_post(
             "oct duplicate keys",
-            path,
-            "POST",
             body().replace(b'"event":"poison"', b'"event":"first","event":"poison"'),
-            json,
         ),
         Case("oct 10000 params", path + "?" + "&p=1" * 10_000, "POST", body(), json),
-        Case(
+        oct_post(
             "oct oversized",
-            path,
-            "POST",
             body(properties={"pad": "x" * 70_000}),
-            json,
             want="refused",
             status=413,
             code=105,
         ),
-        Case("oct sql", path, "POST", body(properties={"q": SQL}), json),
+        oct_post("oct sql", body(properties={"q": SQL})),
     ]
 
 
@@ -318,11 +219,7 @@ async def send(base: str, cases: list[Case], agent: str = "poison") -> list[tupl
 
 
 def test_poison_input_for_every_protocol(
-    hits_settings: Settings,
-    gateway: str,
-    worker: Worker,
-    clickhouse: Client,
-    octeth_key: str,
+    gateway: str, worker: Worker, clickhouse: Client, octeth_key: str
 ) -> None:
     key = octeth_key
     probe = Case(

@@ -13,7 +13,7 @@ from rocksdict import AccessType, Options, Rdict
 from schemas.settings import Settings
 from tests.integration.conftest import Worker, wait_for_rows
 from tests.integration.test_end_to_end import produce, raw_hits
-from tests.integration.test_expiry import HOUR_MS, KEY, changelog, monetate_hit
+from tests.integration.test_expiry import HOUR_MS, KEY, changelog, monetate_hit, store
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +38,15 @@ def test_a_lost_data_dir_is_rebuilt_from_the_changelog_and_decisions_hold(
     hits_settings: Settings, worker: Worker, clickhouse: Client
 ) -> None:
     now = time.time_ns() // 1_000_000
-    produce(hits_settings, [monetate_hit("h-old", "s-old", now - 30 * HOUR_MS)])
-    wait_for_rows(clickhouse, "SELECT count() FROM events", 1, worker=worker)
-    produce(hits_settings, [monetate_hit("h-new", "s-new", now)])  # sweeps s-old: a tombstone
-    wait_for_rows(clickhouse, "SELECT count() FROM events", 2, worker=worker)
+    store(hits_settings, worker, clickhouse, monetate_hit("h-old", "s-old", now - 30 * HOUR_MS), 1)
+    # sweeps s-old: a tombstone
+    store(hits_settings, worker, clickhouse, monetate_hit("h-new", "s-new", now), 2)
 
     worker.stop()
     shutil.rmtree(hits_settings.data_dir)  # a new node, or a lost volume
     worker.start()
     # The same key in the same session: a repeat, decided on the restored table.
-    produce(hits_settings, [monetate_hit("h-again", "s-new", now + 1_000)])
-    wait_for_rows(clickhouse, "SELECT count() FROM events", 3, worker=worker)
+    store(hits_settings, worker, clickhouse, monetate_hit("h-again", "s-new", now + 1_000), 3)
     assert clickhouse.query(
         "SELECT hit_id, first_in_session FROM events ORDER BY hit_id"
     ).result_rows == [("h-again", 0), ("h-new", 1), ("h-old", 1)]

@@ -25,14 +25,13 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.local import services
 from deploy.local.ports import free_port, wait_until
-from hitstream import cli
 from results import stats
 from results.analysis import Options
 from results.chart import COLORS
 from results.query import Filters, read, read_slices
 from results.report import analyse, to_json
 from schemas.settings import Settings, to_environ
-from tests.integration.conftest import get
+from tests.integration.conftest import Hitstream, get
 
 pytestmark = pytest.mark.integration
 
@@ -274,9 +273,7 @@ def test_summary_view_agrees(loaded: Client) -> None:
 
 def test_document_statistics_and_cli_json(
     loaded: Client,
-    hits_settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    hitstream: Hitstream,
 ) -> None:
     doc = orjson.loads(to_json(analyse(read(loaded, TENANT, EXPERIMENT, Filters()), Filters())))
     rows = goal_rows(doc, GOAL)
@@ -290,13 +287,11 @@ def test_document_statistics_and_cli_json(
         {"event": "add", "sessions": {"1": 1, "2": 0}},
         {"event": "view", "sessions": {"1": 2, "2": 2}},
     ]
-    for name, value in to_environ(hits_settings).items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(["results", EXPERIMENT, "--tenant", TENANT, "--json"]) == 0
-    assert orjson.loads(capsys.readouterr().out) == doc
-    assert cli.main(["results", EXPERIMENT, "--tenant", TENANT, "--goal", GOAL]) == 0
-    table = capsys.readouterr().out
-    assert f"goal {GOAL}" in table and "SRM: chi2 0.00" in table
+    printed = hitstream("results", EXPERIMENT, "--tenant", TENANT, "--json")
+    assert printed.code == 0 and orjson.loads(printed.out) == doc
+    printed = hitstream("results", EXPERIMENT, "--tenant", TENANT, "--goal", GOAL)
+    table = printed.out
+    assert printed.code == 0 and f"goal {GOAL}" in table and "SRM: chi2 0.00" in table
     assert f"goal {OTHER_GOAL}" not in table
 
 

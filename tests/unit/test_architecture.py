@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import graphlib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -93,12 +94,13 @@ def module_name(path: Path, root: Path = ROOT) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph(package: Path, root: Path = ROOT) -> dict[str, set[str]]:
-    """Each module under `package` and the modules of that package it imports by name.
+def import_graph(packages: Iterable[Path], root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module under `packages` and the modules of those packages it imports by name (at the
+    top or inside a function alike).
 
     `from a.b import c` is an edge to the module `a.b.c` when there is one, else to `a.b`; the
     implicit import of a module's parent package is not an edge (as import-linter counts)."""
-    paths = {module_name(path, root): path for path in package.rglob("*.py")}
+    paths = {module_name(p, root): p for package in packages for p in package.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
         is_package = path.name == "__init__.py"
@@ -119,14 +121,35 @@ def import_graph(package: Path, root: Path = ROOT) -> dict[str, set[str]]:
     return graph
 
 
-def test_schemas_have_no_import_cycle() -> None:
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` (its modules, the first repeated at the end), or []."""
     try:
-        order = list(graphlib.TopologicalSorter(import_graph(ROOT / "schemas")).static_order())
-    except graphlib.CycleError as cycle:
-        pytest.fail(f"import cycle in schemas/: {' -> '.join(cycle.args[1])}")
-    assert "schemas.octeth.vocabulary" in order
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as found:
+        return list(found.args[1])
+    return []
+
+
+def test_the_project_has_no_import_cycle() -> None:
+    graph = import_graph(ROOT / package for package in sorted(PROJECT))
+    assert {"schemas.octeth.vocabulary", "pipeline.app", "deploy.local.stack"} <= set(graph)
+    found = cycle(graph)
+    assert not found, f"import cycle: {' -> '.join(found)}"
+
+
+def test_an_import_cycle_is_found(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.sub import b\n")
+    (package / "sub" / "b.py").write_text("def late():\n    from ..c import x\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    assert sorted(cycle(import_graph([package], tmp_path))[:-1]) == ["pkg.a", "pkg.c", "pkg.sub.b"]
+    (package / "c.py").write_text("x = 1\n")
+    assert cycle(import_graph([package], tmp_path)) == []
 
 
 def test_the_octeth_vocabulary_imports_nothing_of_the_project() -> None:
-    graph = import_graph(ROOT / "schemas")
+    graph = import_graph([ROOT / "schemas"])
     assert graph["schemas.octeth.vocabulary"] == set()

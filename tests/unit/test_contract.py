@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from deploy.migrate import migration_files, statements
-from schemas import rawhit
+from schemas import deadletter, rawhit
+from schemas import event as event_codec
+from schemas.event import Lineage
 from schemas.settings import FIELDS, SettingsError, env_name, load_settings, to_environ
+from tests.unit.factories import event, letter, raw_hit
 
 
 def test_defaults_need_no_environment() -> None:
@@ -40,15 +44,7 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_raw_hit_round_trips_bytes_faithfully() -> None:
-    hit = rawhit.RawHit(
-        hit_id="h",
-        kind="optimizely",
-        received_at_ms=1,
-        method="POST",
-        query="a=%FF&u=%00",
-        headers={"host": "x"},
-        body=b"\x00\xff\xfe",
-    )
+    hit = raw_hit(method="POST", query="a=%FF&u=%00", body=b"\x00\xff\xfe")
     assert rawhit.decode(rawhit.encode(hit)) == hit
 
 
@@ -88,3 +84,14 @@ def test_migration_files_are_numbered_and_split_into_statements() -> None:
             assert "IF NOT EXISTS" in statement or statement.upper().startswith(
                 ("ALTER", "CREATE OR REPLACE")
             ), f"{path.name}: not idempotent: {statement[:60]}"
+
+
+def test_dead_letters_and_events_round_trip_with_their_lineage() -> None:
+    dead = letter(raw="\u00e9 \x00", lineage=Lineage(partition=3, offset=7, index=2))
+    wire = orjson.loads(deadletter.encode(dead))
+    assert wire["dlq_id"] == dead.dlq_id and wire["lineage"] == [3, 7, 2]
+    assert deadletter.decode(deadletter.encode(dead)) == dead
+    item = event(flags=("late",), properties={"a": [1, None]}, fingerprint="f")
+    assert event_codec.decode(event_codec.encode(item)) == item
+    with pytest.raises(ValueError, match="version"):
+        deadletter.decode(orjson.dumps({**wire, "v": 2}))

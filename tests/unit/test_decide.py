@@ -12,11 +12,12 @@ from pipeline import seen
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, TABLES, Context, Decided, RawMessage
 from pipeline.decide import decide as decide_batch
 from pipeline.definitions import index
+from pipeline.rows import COLUMNS
 from schemas import monetate, rawhit
 from schemas import monetate_definitions as defs
 from schemas.formats import ParseContext
+from tests.unit.factories import RECEIVED, octeth_hit, raw_hit
 
-RECEIVED = 1_700_000_000_000
 CONTEXT = Context(ParseContext(late_horizon_ms=7 * 86_400_000), b"secret", 3_600_000)
 Tables = dict[str, dict[bytes, bytes]]
 
@@ -26,15 +27,7 @@ def tables() -> Tables:
 
 
 def optimizely(hit_id: str, query: str = "a=1&u=v1&n=buy&x100=7&g=100,555", at: int = 0) -> bytes:
-    hit = rawhit.RawHit(
-        hit_id=hit_id,
-        kind="optimizely",
-        received_at_ms=RECEIVED + at,
-        path="/event",
-        query=query,
-        headers={"host": "h"},
-    )
-    return rawhit.encode(hit)
+    return rawhit.encode(raw_hit(hit_id=hit_id, received_at_ms=RECEIVED + at, query=query))
 
 
 def run(
@@ -51,8 +44,13 @@ def run(
     return decided
 
 
-def rows_of(decided: Decided, table: str) -> list[list[object]]:
-    return [row for b in decided.bundles for row in b.tables.get(table, [])]
+def rows_of(decided: Decided, table: str) -> list[dict[str, object]]:
+    """The rows of `table`, each by column name (the catalogue, `pipeline.rows.COLUMNS`)."""
+    return [
+        dict(zip(COLUMNS[table], row, strict=True))
+        for b in decided.bundles
+        for row in b.tables.get(table, [])
+    ]
 
 
 def test_a_first_hit_gives_its_rows_with_one_table_write() -> None:
@@ -78,8 +76,8 @@ def test_a_batch_sees_its_own_writes() -> None:
     decided = run(tables(), (5, optimizely("h1")), (6, optimizely("h1")), (7, optimizely("h2")))
     assert [c.offset for c in decided.copies] == [6]
     assert len(rows_of(decided, "events")) == 2
-    [retry] = [r for r in rows_of(decided, "events") if r[2] == "h2"]
-    assert retry[20] is not None  # duplicate_of: h2 is a client retry of h1's event
+    [retry] = [r for r in rows_of(decided, "events") if r["hit_id"] == "h2"]
+    assert retry["duplicate_of"] is not None  # h2 is a client retry of h1's event
 
 
 def test_a_client_retry_is_stored_once_as_an_event_and_its_copy_dropped() -> None:
@@ -87,7 +85,7 @@ def test_a_client_retry_is_stored_once_as_an_event_and_its_copy_dropped() -> Non
     [first] = rows_of(run(state, (5, optimizely("h1"))), "events")
     retry = run(state, (6, optimizely("h2")))  # the same query again: an exact client retry
     [event] = rows_of(retry, "events")
-    assert event[20] == first[1] and retry.retries == 1  # duplicate_of = the first's event id
+    assert event["duplicate_of"] == first["event_id"] and retry.retries == 1
     assert not rows_of(retry, "impressions") and not rows_of(retry, "conversions")
     assert not retry.exposures
     assert seen.hit_key("h2") in state[SEEN]  # a retry is keyed by hit id too
@@ -113,8 +111,9 @@ def test_a_deliberate_copy_is_decided_again_with_the_same_ids_and_no_writes() ->
         state, (20, optimizely("h1")), (21, optimizely("h3", query="a=1&n=x")), deliberate=True
     )
     assert not replayed.copies and state == before
-    assert [r[1] for r in rows_of(replayed, "events")] == [r[1] for r in rows_of(first, "events")]
-    assert [r[0] for r in rows_of(replayed, "dead_letters")] != []
+    ids = [r["event_id"] for r in rows_of(replayed, "events")]
+    assert ids == [r["event_id"] for r in rows_of(first, "events")]
+    assert rows_of(replayed, "dead_letters") != []
 
 
 def test_retry_state_older_than_the_window_starts_a_new_window() -> None:
@@ -149,10 +148,12 @@ def test_monetate_first_in_session_and_definitions() -> None:
     state = tables()
     decided = run(state, (1, monetate_hit("m1", "buy", "buy", "view")), context=context)
     events = rows_of(decided, "events")
-    assert [(r[7], r[21], r[22]) for r in events] == [("buy", 1, 1), ("buy", 0, 1), ("view", 1, 0)]
+    decided_rows = [(r["name"], r["first_in_session"], r["counted"]) for r in events]
+    assert decided_rows == [("buy", 1, 1), ("buy", 0, 1), ("view", 1, 0)]
     assert len(state[SESSIONS]) == 2
     other = run(state, (2, monetate_hit("m2", "buy", session="s2")), context=context)
-    assert [r[21] for r in rows_of(other, "events")] == [1]  # a new session counts again
+    # a new session counts again
+    assert [r["first_in_session"] for r in rows_of(other, "events")] == [1]
 
 
 def test_octeth_conversions_count_once_per_list_and_conversion_id() -> None:
@@ -164,22 +165,12 @@ def test_octeth_conversions_count_once_per_list_and_conversion_id() -> None:
             "event": "conversion",
             "properties": {"conversion-id": "o-2", "conversion-name": "O", "conversion-value": 5},
         }
-        hit = rawhit.RawHit(
-            hit_id=hit_id,
-            kind="octeth",
-            received_at_ms=RECEIVED,
-            method="POST",
-            path="/api/v1/event",
-            query="",
-            headers={},
-            body=orjson.dumps(body),
-        )
-        return rawhit.encode(hit)
+        return rawhit.encode(octeth_hit(body, hit_id))
 
     state = tables()
     first = run(state, (1, conversion("o1", "u1")))
     second = run(state, (2, conversion("o2", "u2")))
-    flags = [r[14] for d in (first, second) for r in rows_of(d, "conversions")]
+    flags = [r["is_duplicate"] for d in (first, second) for r in rows_of(d, "conversions")]
     assert flags == [0, 1] and len(state[CONVERSIONS]) == 1
     assert first.triggers and second.triggers  # non-silent Octeth events go to hits.triggers
 

@@ -23,6 +23,7 @@ from schemas import monetate, octeth, optimizely, rawhit
 from schemas.formats import ParseContext
 from schemas.outcome import Accepted
 from schemas.settings import load_settings
+from tests.unit.factories import raw_hit
 from tests.unit.recording_publisher import RecordingPublisher
 from tests.unit.test_octeth_gateway import KEY, FixedRegistry
 
@@ -93,9 +94,7 @@ def hit_with_bad_headers(kind: str, **fields: Any) -> rawhit.RawHit:
     headers = {
         name: value.decode("utf-8", "surrogateescape") for name, value in BAD_HEADERS.items()
     }
-    return rawhit.RawHit(
-        hit_id="h1", kind=kind, received_at_ms=1_700_000_000_000, headers=headers, **fields
-    )
+    return raw_hit(kind=kind, path="", headers=headers, **fields)
 
 
 def test_envelope_round_trip_is_exact_and_other_headers_stay_text() -> None:
@@ -152,13 +151,7 @@ def test_monetate_flags_and_keeps_the_hit() -> None:
 
 
 def test_clean_headers_raise_no_flag() -> None:
-    hit = rawhit.RawHit(
-        hit_id="h1",
-        kind="optimizely",
-        received_at_ms=1_700_000_000_000,
-        query="a=1&u=v&n=e",
-        headers={"user-agent": "Mozilla é", "host": "h"},
-    )
+    hit = raw_hit(query="a=1&u=v&n=e", headers={"user-agent": "Mozilla é", "host": "h"})
     outcome = optimizely.parse(rawhit.decode(rawhit.encode(hit)), late_horizon_ms=HORIZON_MS)
     assert isinstance(outcome, Accepted) and outcome.events[0].flags == ("missing_account_id",)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from pipeline import identity, rows, seen
 from pipeline import octeth as rules
 from pipeline.derive import derive
@@ -14,6 +12,7 @@ from pipeline.validate import validate
 from schemas import rawhit
 from schemas.event import Event
 from schemas.formats import ParseContext
+from tests.unit.factories import octeth_hit
 
 CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
 SECRET = b"test-secret"
@@ -21,19 +20,7 @@ EMAIL = "Event-Test-001@test.com"
 
 
 def hit(body: dict[str, Any], hit_id: str = "h1") -> bytes:
-    return rawhit.encode(
-        rawhit.RawHit(
-            hit_id=hit_id,
-            kind="octeth",
-            received_at_ms=1_700_000_000_000,
-            method="POST",
-            path="/api/v1/event",
-            query="",
-            headers={},
-            body=orjson.dumps(body),
-            remote_addr="",
-        )
-    )
+    return rawhit.encode(octeth_hit(body, hit_id))
 
 
 def event_of(body: dict[str, Any], hit_id: str = "h1") -> Event:

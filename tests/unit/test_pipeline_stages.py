@@ -8,46 +8,18 @@ from pipeline import seen
 from pipeline.derive import derive
 from pipeline.gaps import OffsetWatch
 from pipeline.progress import Progress
-from pipeline.rows import RowBundle, dead_letter_bundle
+from pipeline.rows import COLUMNS, RowBundle, builder, dead_letter_bundle, dead_letter_row
 from pipeline.validate import validate
 from schemas import rawhit
-from schemas.deadletter import DeadLetter
-from schemas.event import Event, Lineage
+from schemas.event import Lineage
 from schemas.formats import ParseContext
+from tests.unit.factories import event, letter, raw_hit
 
 CONTEXT = ParseContext(late_horizon_ms=7 * 86_400_000)
-RECEIVED = 1_700_000_000_000
 
 
 def raw(query: str, **headers: str) -> bytes:
-    return rawhit.encode(
-        rawhit.RawHit(
-            hit_id="h1",
-            kind="optimizely",
-            received_at_ms=RECEIVED,
-            path="/event",
-            query=query,
-            headers={"host": "hits.example", **headers},
-        )
-    )
-
-
-def event(**overrides: object) -> Event:
-    base: dict[str, object] = dict(
-        event_id="e1",
-        hit_id="h1",
-        source="optimizely",
-        tenant="1",
-        visitor_id="v1",
-        name="buy",
-        occurred_at_ms=RECEIVED,
-        received_at_ms=RECEIVED,
-        experiments={"100": "7", "200": "8"},
-        goals=("100", "555", "556"),
-        value_cents=500,
-        lineage=Lineage(partition=2, offset=40, index=0),
-    )
-    return Event(**{**base, **overrides})  # type: ignore[arg-type]
+    return rawhit.encode(raw_hit(query=query, headers={"host": "hits.example", **headers}))
 
 
 # --- validate ---------------------------------------------------------------------------------
@@ -146,19 +118,27 @@ def test_a_value_no_codec_wrote_is_refused() -> None:
 # --- derive -----------------------------------------------------------------------------------
 
 
+def named(bundle: RowBundle, table: str) -> list[dict[str, object]]:
+    return [dict(zip(COLUMNS[table], row, strict=True)) for row in bundle.tables[table]]
+
+
 def test_goal_equal_to_an_experiment_is_an_impression_others_are_conversions() -> None:
     bundle = derive(event())
     assert len(bundle.tables["events"]) == 1
-    [impression] = bundle.tables["impressions"]
-    assert impression[1:4] == ["100", "7", "v1"]
-    assert [row[1] for row in bundle.tables["conversions"]] == ["555", "556"]
-    assert all(row[8] == 500 for row in bundle.tables["conversions"])
+    [impression] = named(bundle, "impressions")
+    assert (impression["experiment_id"], impression["variation_id"]) == ("100", "7")
+    assert impression["visitor_id"] == "v1"
+    conversions = named(bundle, "conversions")
+    assert [row["goal_id"] for row in conversions] == ["555", "556"]
+    assert all(row["value_cents"] == 500 for row in conversions)
+    assert all((row["src_partition"], row["src_pos"]) == (2, 40 * 1024) for row in conversions)
 
 
 def test_derived_ids_are_deterministic_and_distinct() -> None:
     first, again = derive(event()), derive(event())
     assert first.tables == again.tables
-    ids = [row[3] for row in first.tables["conversions"]] + [first.tables["impressions"][0][4]]
+    ids = [row["conversion_id"] for row in named(first, "conversions")]
+    ids += [row["impression_id"] for row in named(first, "impressions")]
     assert len(set(ids)) == 3
 
 
@@ -169,13 +149,33 @@ def test_event_without_goals_is_only_an_event() -> None:
 def test_retry_duplicate_is_stored_as_an_event_but_derives_nothing() -> None:
     bundle = derive(event(), duplicate_of="e0")
     assert set(bundle.tables) == {"events"}
-    assert bundle.tables["events"][0][20] == "e0"
+    assert named(bundle, "events")[0]["duplicate_of"] == "e0"
 
 
 def test_bundle_position_orders_events_within_the_raw_partition() -> None:
     a = derive(event(lineage=Lineage(partition=2, offset=40, index=1)))
     b = derive(event(lineage=Lineage(partition=2, offset=41, index=0)))
     assert a.partition == b.partition == 2 and a.position < b.position
+
+
+def test_a_row_builder_follows_the_catalogue_order_and_refuses_a_missing_or_unknown_column() -> (
+    None
+):
+    values = {column: repr(column) for column in COLUMNS["octeth_properties"]}
+    assert builder("octeth_properties", "", values)() == list(COLUMNS["octeth_properties"])
+    with pytest.raises(ValueError, match="no value for \\['key'\\]"):
+        builder("octeth_properties", "", {c: "1" for c in values if c != "key"})
+    with pytest.raises(ValueError, match="not its columns: \\['nope'\\]"):
+        builder("octeth_properties", "", {**values, "nope": "1"})
+
+
+def test_a_dead_letter_row_names_its_columns_and_clamps_its_time() -> None:
+    old = letter(received_at_ms=-(10**15), raw="r", lineage=Lineage(partition=3, offset=9, index=2))
+    row = dict(zip(COLUMNS["dead_letters"], dead_letter_row(old), strict=True))
+    assert (row["hit_id"], row["stage"], row["raw"]) == ("h1", "validate", "r")
+    assert row["received_at"] == -2208988800000
+    assert (row["src_partition"], row["src_pos"]) == (3, 9 * 1024 + 2)
+    assert dead_letter_row(old, 5)[-1] == 5
 
 
 # --- progress (replay recognition) ------------------------------------------------------------
@@ -212,18 +212,8 @@ def test_commit_advances_marks_so_a_replay_stores_nothing() -> None:
 def test_marks_are_per_table_stage_and_partition() -> None:
     progress = Progress()
     progress.load({0}, [("events", "derive", 0, 10)])
-    letter = DeadLetter(
-        hit_id="h",
-        stage="validate",
-        reason="r",
-        detail="",
-        source="optimizely",
-        received_at_ms=1,
-        raw="{}",
-        lineage=Lineage(partition=0, offset=0),
-    )
     batches = progress.plan(
-        [bundle(3, partition=0), dead_letter_bundle(letter), bundle(3, partition=1)]
+        [bundle(3, partition=0), dead_letter_bundle(letter()), bundle(3, partition=1)]
     )
     assert {b.table: len(b.rows) for b in batches} == {"events": 1, "dead_letters": 1}
 

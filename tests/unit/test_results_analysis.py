@@ -205,3 +205,21 @@ def test_experiments_add_marks_guardrails() -> None:
         ["1", "2", "555", "guardrail", 1, 0],
         ["1", "2", "556", "guardrail", 0, 0],
     ]
+
+
+@pytest.mark.parametrize("by", ["", "device_type"])
+def test_document_reports_each_of_its_steps(by: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    class Client:
+        def close(self) -> None:
+            calls.append("close")
+
+    monkeypatch.setattr(report, "connect", lambda settings: Client())
+    monkeypatch.setattr(report, "read", lambda *args: calls.append("read") or AGG)
+    monkeypatch.setattr(report, "read_slices", lambda *args: calls.append("slices") or None)
+    options = Options(by=by)
+    settings = load_settings({})
+    doc = report.document(settings, "1", "e", Filters(), options, lambda: calls.append("+"))
+    assert doc["goals"] and calls.count("+") == report.steps(options)
+    assert calls[-1] == "close" and calls[-2] == "+"  # the last step is done once all is read

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from pipeline import exposures, srm
 from pipeline.derive import derive
-from schemas.event import Event, Lineage, stable_id
+from tests.unit.factories import event
 
 ALPHA = 0.05
 
@@ -127,22 +127,11 @@ def test_counts_before_the_split_is_known_are_tested_once_it_is() -> None:
 
 
 def test_exposures_are_the_impressions_of_a_bundle_keyed_by_experiment() -> None:
-    event = Event(
-        event_id=stable_id("srm", 1),
-        hit_id="h1",
-        source="optimizely",
-        tenant="42",
-        visitor_id="v1",
-        name="view",
-        occurred_at_ms=1_790_000_000_000,
-        received_at_ms=1_790_000_000_500,
-        experiments={"100": "7", "200": "8"},
-        goals=("100", "555"),  # an impression of 100 and a conversion; 200 only in the map
-        lineage=Lineage(partition=0, offset=1),
-    )
-    found = exposures.exposures(derive(event))
+    # an impression of 100 and a conversion; 200 only in the map
+    item = event(tenant="42", received_at_ms=1_790_000_000_500, goals=("100", "555"))
+    found = exposures.exposures(derive(item))
     assert found == [exposures.Exposure("42", "100", "7", "v1", 1_790_000_000_500)]
-    retry = derive(event, duplicate_of=str(stable_id("srm", 0)))
+    retry = derive(item, duplicate_of="e0")
     assert exposures.exposures(retry) == []
     other = exposures.Exposure("42", "200", "8", "v2", 1_790_000_000_600)
     records = exposures.records([*found, other, found[0]])
