@@ -20,6 +20,10 @@ from deploy.local.localstack import LocalStack, start_clickhouse, start_gateway,
 from deploy.local.ports import free_port
 from schemas.settings import Settings
 
+# A loaded machine (2 shared cores) has taken more than 60 s to bring a restarted broker back.
+KAFKA_START_S = 300.0
+GATEWAY_START_S = 180.0
+
 
 @dataclass
 class Fault:
@@ -94,7 +98,9 @@ class Processes:
 
     def start_gateway(self, index: int = 0) -> None:
         log = self._log(f"gateway{index}")
-        self.gateways[index] = start_gateway(self._gateway_settings[index], log, timeout=60)
+        self.gateways[index] = start_gateway(
+            self._gateway_settings[index], log, timeout=GATEWAY_START_S
+        )
 
     def kill_worker(self, index: int | None = None) -> None:
         """`kill -9` of a worker (its supervisor; the Faust child dies with it), and a restart;
@@ -148,11 +154,15 @@ class Processes:
         self.stack.kafka.stop()
         stopped = self.now() - started
         time.sleep(hold_s)
-        self.stack.kafka.start()
+        self.start_kafka()
         self.record(
             f"Kafka broker stopped (SIGTERM, {stopped:.1f} s), down {hold_s:.0f} s, restarted",
             started,
         )
+
+    def start_kafka(self) -> None:
+        assert self.stack.kafka is not None
+        self.stack.kafka.start(timeout=KAFKA_START_S)
 
     def clickhouse_outage(self, hold_s: float) -> None:
         started = self.now()

@@ -174,7 +174,7 @@ async def _traffic_and_faults(procs: Processes, config: Config, report: Report) 
         await poll(lambda: spooled[0] >= 20, 30)
         report.spool_at_gateway_kill = spooled[0]
         services.kill(procs.gateways[0])
-        await asyncio.to_thread(procs.stack.kafka.start)
+        await asyncio.to_thread(procs.start_kafka)
         await asyncio.to_thread(procs.start_gateway, 0)
         restarted = time.monotonic()
         spooled[0] = -1
