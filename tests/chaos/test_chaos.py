@@ -1,11 +1,14 @@
-"""The chaos suite, short: a few thousand hits, each fault once; and the broken control run.
+"""The chaos suite, short: a few thousand hits, each fault once, with one worker and one gateway
+and with a group (3 workers on 12 partitions, 2 gateways); and the broken control run of each.
 
-The full run is `make chaos` (`python -m tests.chaos.run`, 200,000 hits by default).
+The full run is `make chaos` (`python -m tests.chaos.run`, 200,000 hits by default; the group's
+size from CHAOS_WORKERS, CHAOS_GATEWAYS, CHAOS_PARTITIONS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,8 +40,40 @@ def test_short_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_path: 
     assert (report.result.lost, report.result.duplicated) == (0, 0)
 
 
+def in_group(config: Config) -> Config:
+    """`config` run by 3 workers on 12 partitions behind 2 gateways."""
+    return replace(config, workers=3, gateways=2, partitions=12)
+
+
+def test_short_group_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_path: Path) -> None:
+    """A worker joins, one leaves cleanly and comes back, kill -9 takes turns among the three,
+    gateway 0 of two is killed with hits spooled, Kafka and ClickHouse restart."""
+    config = in_group(
+        Config(hits=2000, rate=40, hold_s=3, worker_kill_every_s=8, settle_timeout_s=300)
+    )
+    report = run(tmp_path, config, stack)
+    print(report.text())
+    assert report.result is not None
+    assert report.ok, report.text()
+    kinds = " | ".join(f.what for f in report.faults)
+    for fault in (
+        "worker 2 joins the group",
+        "worker 0 leaves cleanly",
+        "worker 0 joins the group",
+        "worker kill -9",
+        "Kafka broker stopped",
+        "ClickHouse engine stopped",
+        "gateway 0 kill -9",
+    ):
+        assert fault in kinds, report.text()
+    assert report.spool_at_gateway_kill > 0, "the gateway was killed with an empty spool"
+    assert report.accepted >= 2000 + 2000 // 10
+    assert (report.result.lost, report.result.duplicated) == (0, 0)
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["one worker", "group"])
 def test_control_run_without_sink_dedup_fails_the_same_check(
-    stack: LocalStack, tmp_path: Path
+    stack: LocalStack, tmp_path: Path, group: bool
 ) -> None:
     """HITS_UNSAFE_SINK_WITHOUT_DEDUP: worker kills alone then store redelivered rows twice.
 
@@ -53,9 +88,11 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
         broker_outage=False,
         clickhouse_outage=False,
         gateway_kill=False,
-        settle_timeout_s=60,
+        settle_timeout_s=90 if group else 60,
         unsafe_sink=True,
+        join_leave=False,
     )
+    config = in_group(config) if group else config
     report = run(tmp_path, config, stack)
     print(report.text())
     assert report.result is not None
