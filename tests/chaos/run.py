@@ -1,7 +1,9 @@
 """One chaos run: traffic through the real stack while faults are injected, then reconciliation.
 
     python -m tests.chaos.run   # `make chaos`; CHAOS_HITS logical hits (default 200000),
-                                # CHAOS_WORKERS, CHAOS_GATEWAYS, CHAOS_PARTITIONS (1, 1, 4)
+                                # CHAOS_WORKERS, CHAOS_GATEWAYS, CHAOS_PARTITIONS (1, 1, 4),
+                                # CHAOS_WORKER_KILL_EVERY_S (10; 30 with a group),
+                                # CHAOS_SESSION_TIMEOUT_S (4; 10 with a group)
 
 Faults, paced by the share of logical hits sent: Kafka stopped and restarted (at 10%), the
 ClickHouse engine stopped and restarted (35%), Kafka stopped again until the gateway has spooled
@@ -58,6 +60,10 @@ class Config:
     gateways: int = 1
     partitions: int = 4
     join_leave: bool = True  # with workers > 1: the last joins late, worker 0 leaves and returns
+    # The consumer group's session timeout. 4 s makes a test quick; with three workers on a
+    # loaded 2-core box (load average 25) their heartbeats came late, and a 100,000-hit run
+    # rebalanced 119 times in 12 minutes and stored 19 events: groups use the default, 10 s.
+    session_timeout_s: float = 4.0
 
 
 @dataclass
@@ -86,7 +92,8 @@ class Report:
         lines = [
             f"chaos run: {c.hits} logical hits"
             f"{' (CONTROL: unsafe sink)' if c.unsafe_sink else ''}; {c.workers} worker(s), "
-            f"{c.gateways} gateway(s), {c.partitions} partitions",
+            f"{c.gateways} gateway(s), {c.partitions} partitions, {c.session_timeout_s:.0f} s "
+            f"session, a worker kill every {c.worker_kill_every_s:.0f} s",
             f"  accepted attempts (200): {self.accepted}   unanswered attempts: "
             f"{self.unanswered_attempts} (stored anyway: {r.stored_unanswered})",
             f"  reference: {asdict(self.reference)}",
@@ -114,6 +121,7 @@ def _settings(stack: LocalStack, root: Path, config: Config) -> Settings:
         publish_timeout_s=1.0,
         unsafe_sink_without_dedup=config.unsafe_sink,
         partitions=config.partitions,
+        kafka_session_timeout_s=config.session_timeout_s,
     )
 
 
@@ -289,13 +297,16 @@ def main() -> int:
     env = os.environ
     root = Path(env.get("CHAOS_DIR", ".local/chaos")) / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
+    workers = int(env.get("CHAOS_WORKERS", "1"))
+    group = workers > 1
     config = replace(
         Config(),
         hits=int(env.get("CHAOS_HITS", "200000")),
-        workers=int(env.get("CHAOS_WORKERS", "1")),
+        workers=workers,
         gateways=int(env.get("CHAOS_GATEWAYS", "1")),
         partitions=int(env.get("CHAOS_PARTITIONS", "4")),
-        worker_kill_every_s=float(env.get("CHAOS_WORKER_KILL_EVERY_S", "10")),
+        worker_kill_every_s=float(env.get("CHAOS_WORKER_KILL_EVERY_S", "30" if group else "10")),
+        session_timeout_s=float(env.get("CHAOS_SESSION_TIMEOUT_S", "10" if group else "4")),
     )
     report = run(root, config)
     text = report.text()
