@@ -124,7 +124,9 @@ class KafkaBroker:
         )
         return config
 
-    def start(self, timeout: float = 60.0) -> KafkaBroker:
+    def start(self, timeout: float = 180.0) -> KafkaBroker:
+        """Start the broker; return once it listens. On a loaded machine (2 cores, load average
+        25) a start has taken more than 60 s."""
         resolve(self.libs)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
@@ -157,12 +159,16 @@ class KafkaBroker:
                 start_new_session=True,
             )
         process = self.process
-        wait_until(
-            lambda: port_open("127.0.0.1", self.port),
-            timeout=timeout,
-            what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
-            alive=lambda: process.poll() is None,
-        )
+        try:
+            wait_until(
+                lambda: port_open("127.0.0.1", self.port),
+                timeout=timeout,
+                what=f"Kafka broker on {self.bootstrap} (log: {self.data_dir}/broker.log)",
+                alive=lambda: process.poll() is None,
+            )
+        except BaseException:  # not ready in time: stop it rather than leave it running
+            self.stop()
+            raise
         return self
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -49,7 +49,14 @@ def test_short_group_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_
     """A worker joins, one leaves cleanly and comes back, kill -9 takes turns among the three,
     gateway 0 of two is killed with hits spooled, Kafka and ClickHouse restart."""
     config = in_group(
-        Config(hits=2000, rate=40, hold_s=3, worker_kill_every_s=8, settle_timeout_s=300)
+        Config(
+            hits=2000,
+            rate=40,
+            hold_s=3,
+            worker_kill_every_s=8,
+            settle_timeout_s=300,
+            session_timeout_s=6,  # three workers' heartbeats on a loaded box
+        )
     )
     report = run(tmp_path, config, stack)
     print(report.text())
@@ -84,7 +91,7 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
     config = Config(
         hits=3000,
         rate=100,
-        worker_kill_every_s=3,
+        worker_kill_every_s=5 if group else 3,
         broker_outage=False,
         clickhouse_outage=False,
         gateway_kill=False,
@@ -92,7 +99,7 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
         unsafe_sink=True,
         join_leave=False,
     )
-    config = in_group(config) if group else config
+    config = replace(in_group(config), session_timeout_s=6) if group else config
     report = run(tmp_path, config, stack)
     print(report.text())
     assert report.result is not None
