@@ -31,12 +31,15 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.clickhouse_client import connect
 from deploy.local import services
 from deploy.local.localstack import LocalStack, isolated_settings, prepare
 from pipeline.rows import COLUMNS
 from schemas.settings import Settings
+from schemas.topics import RAW
 from tests.chaos.faults import Fault, Processes
 from tests.chaos.reconcile import Reconciliation, progress, reconcile
 from tests.chaos.traffic import Ledger, Reference, plan, send_all
@@ -75,6 +78,9 @@ class Report:
     send_s: float = 0.0
     settle_s: float = 0.0  # from the last hit sent until ClickHouse held every accepted hit
     largest_spool: int = 0
+    # hits.raw messages the group has not committed, per partition, when the run was checked:
+    # what "lost" rows still wait for (a stalled partition), as opposed to rows gone for good
+    raw_backlog: dict[int, int] = field(default_factory=dict)
     spool_at_gateway_kill: int = 0
     spool_drain_s: float = 0.0  # restarted gateway: from its start until its spool was empty
     faults: list[Fault] = field(default_factory=list)
@@ -107,6 +113,7 @@ class Report:
             ),
             f"  rows stored: {r.rows}",
             f"  lost: {r.lost}   duplicated: {r.duplicated}",
+            f"  hits.raw not committed at the check (partition: messages): {self.raw_backlog}",
             "  RESULT: " + ("OK" if r.ok else "FAILED\n    " + "\n    ".join(r.problems)),
         ]
         return "\n".join(lines)
@@ -229,6 +236,27 @@ async def _traffic_and_faults(procs: Processes, config: Config, report: Report) 
     return ledger
 
 
+async def _raw_backlog(settings: Settings) -> dict[int, int]:
+    """hits.raw messages past the group's committed offset, per partition that has any."""
+    topic = settings.topic(RAW)
+    partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    backlog = {
+        tp.partition: ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp]
+        for tp in partitions
+    }
+    return {p: n for p, n in backlog.items() if n}
+
+
 def _stop_merges(settings: Settings) -> None:
     """No background merges in the run's tables: ReplacingMergeTree collapses rows stored twice
     when it merges their parts, which would hide from the reconciliation a batch stored again
@@ -286,6 +314,10 @@ def run(root: Path, config: Config, stack: LocalStack | None = None) -> Report:
             time.sleep(1)
         report.result = reconcile(client, ledger, report.reference)
         client.close()
+        try:
+            report.raw_backlog = asyncio.run(_raw_backlog(settings))
+        except Exception as exc:  # a diagnostic only: the reconciliation stands without it
+            print(f"hits.raw backlog not read: {exc!r}", file=sys.stderr)
     finally:
         procs.stop_all()
         if own:
