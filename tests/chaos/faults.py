@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deploy.local import services
-from deploy.local.localstack import LocalStack, start_clickhouse, start_gateway, start_worker
+from deploy.local.localstack import (
+    LocalStack,
+    http_ok,
+    start_clickhouse,
+    start_gateway,
+    start_worker,
+)
 from deploy.local.ports import free_port
 from schemas.settings import Settings
 
@@ -121,14 +127,26 @@ class Processes:
             self.start_worker(index)
             self.record(f"worker {index} joins the group", started)
 
-    def worker_leaves(self, index: int) -> None:
-        """The worker stops cleanly (SIGTERM: Faust commits and leaves the group)."""
+    def worker_leaves(self, index: int, ready_within_s: float = 180.0) -> None:
+        """The worker stops cleanly (SIGTERM: Faust commits and leaves the group), once it is up
+        (its web server answers): in a 100,000-hit run the SIGTERM once reached a worker still
+        starting after a Kafka outage, which died of it (exit code 241) holding nothing."""
+        ready = self._worker_settings[index]
+        url = f"http://127.0.0.1:{ready.worker_web_port}/metrics"
+        waited = self.now()
+        deadline = time.monotonic() + ready_within_s
+        while not http_ok(url) and time.monotonic() < deadline:
+            time.sleep(0.5)
         with self._lock:
             started = self.now()
             self.left.add(index)
             services.stop(self.workers[index], timeout=60)
             code = self.workers[index].returncode
-            self.record(f"worker {index} leaves cleanly (SIGTERM, exit code {code})", started)
+            self.record(
+                f"worker {index} leaves cleanly (SIGTERM, exit code {code}; waited "
+                f"{started - waited:.0f} s for it to be up)",
+                started,
+            )
 
     def revive_workers(self) -> None:
         """Start a worker again when it exited by itself (what systemd or Kubernetes do); never

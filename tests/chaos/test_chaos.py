@@ -65,7 +65,7 @@ def test_short_group_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_
     kinds = " | ".join(f.what for f in report.faults)
     for fault in (
         "worker 2 joins the group",
-        "worker 0 leaves cleanly",
+        "worker 0 leaves cleanly (SIGTERM, exit code 0",
         "worker 0 joins the group",
         "worker kill -9",
         "Kafka broker stopped",
