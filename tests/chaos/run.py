@@ -279,7 +279,8 @@ def run(root: Path, config: Config, stack: LocalStack | None = None) -> Report:
     procs = Processes(stack, settings, root / "logs", gateway_count=config.gateways)
     report = Report(config, Reference.of(plan(config.hits)))
     try:
-        for index in range(config.workers - 1 if config.workers > 1 and config.join_leave else 1):
+        joins_later = config.workers > 1 and config.join_leave  # the last worker joins at 20%
+        for index in range(config.workers - 1 if joins_later else config.workers):
             procs.start_worker(index)
         for index in range(config.gateways):
             procs.start_gateway(index)

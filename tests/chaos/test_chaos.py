@@ -113,3 +113,6 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
     )
     assert doubled > 0, report.text()
     assert report.result.lost == 0, report.text()
+    if group:  # the kills took turns among the three
+        kinds = " | ".join(f.what for f in report.faults)
+        assert "(worker 1)" in kinds and "(worker 2)" in kinds, report.text()
