@@ -45,6 +45,7 @@ def in_group(config: Config) -> Config:
     return replace(config, workers=3, gateways=2, partitions=12)
 
 
+@pytest.mark.timeout(900)  # a group's rebalances: several minutes on a loaded machine
 def test_short_group_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_path: Path) -> None:
     """A worker joins, one leaves cleanly and comes back, kill -9 takes turns among the three,
     gateway 0 of two is killed with hits spooled, Kafka and ClickHouse restart."""
@@ -78,6 +79,7 @@ def test_short_group_chaos_run_loses_and_doubles_nothing(stack: LocalStack, tmp_
     assert (report.result.lost, report.result.duplicated) == (0, 0)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("group", [False, True], ids=["one worker", "group"])
 def test_control_run_without_sink_dedup_fails_the_same_check(
     stack: LocalStack, tmp_path: Path, group: bool
