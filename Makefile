@@ -72,8 +72,9 @@ bench: install
 	$(PY) -m bench
 
 ## Hits through the real stack under faults (Kafka, ClickHouse, worker and gateway kill -9),
-## reconciled exactly. CHAOS_HITS sets the number of logical hits (default 200000); report and
-## logs under .local/chaos/<time>/. A short version of it runs in `make test`.
+## reconciled exactly. CHAOS_HITS sets the number of logical hits (default 200000); the group's
+## size CHAOS_WORKERS, CHAOS_GATEWAYS, CHAOS_PARTITIONS (default 1, 1, 4); report and logs under
+## .local/chaos/<time>/. A short version of it runs in `make test`.
 chaos: install
 	$(PY) -m tests.chaos.run
 

@@ -6,10 +6,15 @@ object with `time`, `level`, `logger`, `message` and, where the code passes them
 `HITS_LOG_LEVEL=DEBUG` applies to hitstream's own loggers only (see `QUIET_LIBRARIES`).
 Every line is redacted on its way out: the values of the secret settings and anything shaped
 like an email address become `***`, whatever the code above tried to log.
+
+Both processes then check the topics once (`warn_of_topic_problems`): a co-partitioned topic
+whose partition count is not `HITS_PARTITIONS`, a missing topic or too few replicas is logged as
+a warning by `deploy.topics`; the start goes on either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.config
 import re
@@ -19,6 +24,7 @@ from typing import Any
 import orjson
 from pythonjsonlogger.json import JsonFormatter
 
+from deploy.topics import check_topics
 from schemas.settings import MASK, Settings, SettingsError, load_settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -26,6 +32,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # encoded in the envelope), so they stay at INFO or above even with HITS_LOG_LEVEL=DEBUG.
 QUIET_LIBRARIES = ("aiokafka", "faust", "mode", "kafka")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+TOPIC_CHECK_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
 
 
 def settings_or_exit() -> Settings:
@@ -95,3 +103,16 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
     logging.captureWarnings(True)  # warnings become log records too, not bare stderr text
+
+
+def warn_of_topic_problems(
+    settings: Settings, timeout_s: float = TOPIC_CHECK_TIMEOUT_S
+) -> list[str]:
+    """The start-up check of the gateway and the worker: each problem with the topics, logged as
+    a warning (`deploy.topics.check_topics`) and returned. It never stops a start: when Kafka
+    does not answer within `timeout_s` that is logged, and the process starts as it would."""
+    try:
+        return asyncio.run(asyncio.wait_for(check_topics(settings), timeout_s))
+    except Exception as exc:  # Kafka away or slow: the process itself waits for it
+        log.warning("topic check skipped: Kafka did not answer (%s)", exc)
+        return []

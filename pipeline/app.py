@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka_replication_factor,
         producer_acks=-1,
         producer_linger_ms=settings.producer_linger_ms,
         broker_session_timeout=session,

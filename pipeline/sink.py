@@ -2,7 +2,10 @@
 
 `write` returns only when every row of the batch is stored (or dead-lettered as unstorable):
 outages are retried with back-off inside it, so the agent's offsets cannot move past rows that
-ClickHouse has not confirmed.
+ClickHouse has not confirmed. Which failures are waited out (an outage, a timeout, a cluster's
+Keeper or replica trouble) and which mean the data is refused is `pipeline.sink_errors.verdict`;
+every attempt at a batch carries the same `insert_deduplication_token`, so an insert that
+reached the table before its answer was lost is stored once.
 """
 
 from __future__ import annotations
@@ -17,32 +20,21 @@ from typing import Any
 
 import orjson
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from pipeline import metrics
 from pipeline.progress import Progress, TableBatch
 from pipeline.rows import COLUMNS, RowBundle, dead_letter_row, times_in_range
+from pipeline.sink_errors import Verdict, verdict
 from schemas.deadletter import DeadLetter
 from schemas.event import MAX_EVENTS_PER_HIT, Lineage
 
 log = logging.getLogger(__name__)
 
-# ClickHouse error codes worth retrying: timeouts, limits, network, too many parts, readonly.
-RETRIABLE_CODES = frozenset({159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425})
 STAGE_COLUMN = {"dead_letters": "stage"}
 # The broken control holds a batch's acks this long after storing it: the window in which a crash
 # makes the worker store the batch again (about 0.1 s otherwise), so the control run meets it.
 UNSAFE_ACK_DELAY_S = 2.0
-
-
-def is_retriable(exc: Exception) -> bool:
-    if isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError):
-        return True
-    code = getattr(exc, "code", None)
-    if code is None:
-        text = str(exc)
-        code = int(text[6 : text.find(".")]) if text.startswith("Code: ") and "." in text else None
-    return code in RETRIABLE_CODES or code is None
 
 
 class ClickHouseSink:
@@ -151,9 +143,7 @@ class ClickHouseSink:
             try:
                 return await asyncio.to_thread(call)
             except Exception as exc:
-                if isinstance(exc, DatabaseError) and not is_retriable(exc):
-                    raise
-                if not isinstance(exc, DatabaseError | OSError | ConnectionError):
+                if verdict(exc) is not Verdict.RETRY:  # refused data: the caller's; a bug: up
                     raise
                 metrics.SINK_RETRIES.inc()
                 log.warning("ClickHouse %s failed (%s); retrying in %.1f s", what, exc, delay)

@@ -4,6 +4,7 @@ The supervisor runs the Faust worker as a child process and starts it again when
 `GAP_EXIT_CODE` (it stopped itself because Faust skipped messages: see `pipeline.gaps`); any other
 exit ends the supervisor with the same code. SIGTERM and SIGINT are passed to the child, and the
 child dies with the supervisor (PR_SET_PDEATHSIG), so `kill -9` of either leaves nothing behind.
+The supervisor checks the topics once before the first child (`deploy.startup`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from deploy.startup import configure_logging, logging_config, settings_or_exit
+from deploy.startup import (
+    configure_logging,
+    logging_config,
+    settings_or_exit,
+    warn_of_topic_problems,
+)
 from pipeline.gaps import GAP_EXIT_CODE
 
 log = logging.getLogger("pipeline.worker")
@@ -83,6 +89,7 @@ def main() -> None:
     if "--child" in sys.argv[1:]:
         run_worker()
     else:
+        warn_of_topic_problems(settings)  # once, in the supervisor
         raise SystemExit(supervise())
 
 

@@ -125,6 +125,8 @@ class KafkaBroker:
         return config
 
     def start(self, timeout: float = 180.0) -> KafkaBroker:
+        """Start the broker; return once it listens. On a loaded machine (2 cores, load average
+        25) a start has taken more than 60 s."""
         resolve(self.libs)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()

@@ -128,28 +128,32 @@ class Ledger:
 
 
 async def send_all(
-    base: str,
+    bases: list[str],
     hits: list[Logical],
     ledger: Ledger,
     concurrency: int,
     rate: float,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Send each logical hit until accepted (and its client retry); `rate`: hits/s, 0: no limit."""
+    """Send each logical hit until accepted (and its client retry); `rate`: hits/s, 0: no limit.
+
+    With several gateways (`bases`) attempt k of hit i goes to gateway (i + k) mod their number,
+    as a load balancer spreads them: a retry after a failure goes to the next gateway."""
     queue: asyncio.Queue[Logical] = asyncio.Queue()
     for hit in hits:
         queue.put_nowait(hit)
     began = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=10)
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
         async def attempt(hit: Logical, number: int) -> bool:
             tag = f"{hit.index}a{number}"
             method, path, body = request(hit, tag)
+            url = bases[(hit.index + number) % len(bases)] + path
             headers = {"Content-Type": "text/plain"} if body is not None else {}
             try:
-                async with session.request(method, path, data=body, headers=headers) as reply:
+                async with session.request(method, url, data=body, headers=headers) as reply:
                     await reply.read()
                     ok = reply.status == 200
             except (aiohttp.ClientError, TimeoutError, OSError):

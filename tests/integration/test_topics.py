@@ -6,15 +6,19 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from deploy.local import services
+from deploy.local.localstack import start_gateway
+from deploy.startup import warn_of_topic_problems
 from deploy.topics import check_topics, ensure_topics
 from schemas.settings import Settings
 from schemas.topics import DAY_MS, HOUR_MS, NAMES
-from tests.integration.conftest import Infra
+from tests.integration.conftest import Infra, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +102,49 @@ def test_a_missing_topic_is_reported(infra: Infra) -> None:
     lines = asyncio.run(check_topics(settings))
     assert f"{settings.topic('hits.exposures')}: missing (run `hitstream topics`)" in lines
     assert not any(line.startswith(settings.topic("hits.raw")) for line in lines)
+
+
+def test_the_gateway_and_the_worker_warn_at_start_of_a_partition_count_other_than_the_settings(
+    hits_settings: Settings, tmp_path: Path
+) -> None:
+    """`python -m gateway` and `python -m pipeline.worker` check the topics when they start
+    (`deploy.startup.warn_of_topic_problems`): `hits.raw` grown to 6 partitions while
+    HITS_PARTITIONS says 4 is logged as a warning by each."""
+    settings = hits_settings
+
+    async def add_partitions() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_partitions({settings.topic("hits.raw"): NewPartitions(6)})
+        finally:
+            await admin.close()
+
+    asyncio.run(add_partitions())
+    deadline = time.monotonic() + 30
+    while not asyncio.run(check_topics(settings)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    expected = f"topic check: {settings.topic('hits.raw')}: 6 partitions, HITS_PARTITIONS is 4"
+    gateway = start_gateway(settings, tmp_path / "gateway.log")
+    services.stop(gateway)
+    assert expected in (tmp_path / "gateway.log").read_text()
+    worker = Worker(settings, tmp_path / "worker.log").start()
+    try:
+        deadline = time.monotonic() + 60
+        while expected not in worker.log_text():
+            assert time.monotonic() < deadline, worker.log_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    assert '"level": "WARNING"' in next(
+        line for line in worker.log_text().splitlines() if expected in line
+    )
+
+
+def test_the_start_up_check_does_not_stop_a_start_without_kafka(infra: Infra) -> None:
+    from deploy.local.ports import free_port
+
+    nowhere = _settings(infra, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    began = time.monotonic()
+    assert warn_of_topic_problems(nowhere, timeout_s=5) == []
+    assert time.monotonic() - began < 8

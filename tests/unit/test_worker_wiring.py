@@ -41,3 +41,24 @@ async def test_a_revoke_resets_every_gap_guard(
     for watch in watches:  # back at a higher offset after the rebalance: no hole
         for topic in (settings.topic("hits.raw"), settings.topic("hits.exposures")):
             assert watch.check(topic, 0, 50, None) is None
+
+
+def test_changelog_topics_take_the_replication_factor_of_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust creates the tables' changelog topics itself: with the hits topics' replication
+    factor, not 1 (a changelog on one broker loses the tables with it)."""
+    from pipeline import app as worker_app
+
+    monkeypatch.setattr(worker_app, "setup_prometheus_sensors", lambda app: None)
+    settings = replace(
+        Settings(),
+        data_dir=str(tmp_path / "worker"),
+        kafka_replication_factor=3,
+        kafka_min_insync_replicas=2,
+    )
+    app = worker_app.create_app(settings)
+    assert app.conf.topic_replication_factor == 3
+    assert app.tables
+    for table in app.tables.values():  # no replicas of its own: Faust declares it with the app's
+        assert table.changelog_topic.replicas is None
