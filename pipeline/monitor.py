@@ -4,12 +4,14 @@ Faust's `PrometheusMonitor` runs on every message in and out, every stream event
 read and write and every record sent: a dozen labelled metric updates per hit, about a tenth of
 the worker's CPU under load (issue 13's profile). `LeanMonitor` keeps what the alerts and the
 dashboard read (committed and end offsets per partition for the consumer lag, commit latency,
-rebalances, assignment and send errors) and drops the per-message ones; throughput is in the
+rebalances, assignment and send errors) and the time of each partition's latest event (Faust's
+stall check reads it), and drops the per-message metrics; throughput is in the
 worker's own counters (`pipeline.metrics`: raw hits, events, rows stored).
 """
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 import faust
@@ -26,7 +28,9 @@ class LeanMonitor(PrometheusMonitor):
         pass
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
-        return None
+        # Faust's consumer reads this to tell a stalled stream from an idle one (it logs "Stream
+        # has not started processing TP" when a partition with messages has no recent event).
+        self.stream_inbound_time[tp] = monotonic()
 
     def on_stream_event_out(
         self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
