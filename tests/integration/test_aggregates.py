@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from deploy import aggregates
 from deploy.aggregates import Scope
+from deploy.migrate import migrate
 from hitstream import aggregates as command
 from results.query import AGGREGATES, RAW, Filters, read, read_slices
 from schemas.settings import Settings
@@ -140,3 +141,15 @@ def test_the_command_checks_and_rebuilds_by_experiment_and_time_range(
     assert cli(hits_settings, command, "aggregates", "check", "--all")[0] == 1
     assert cli(hits_settings, command, "aggregates", "rebuild", "--all")[0] == 0
     assert cli(hits_settings, command, "aggregates", "check", "--all")[0] == 0
+
+
+def test_migrate_fills_new_aggregates_from_the_rows_already_stored(
+    loaded: Client, hits_settings: Settings
+) -> None:
+    # A deployment from before 007: rows stored, no aggregates, 007 never applied.
+    for table in ("visitor_exposures", "visitor_conversions", "visitor_sessions"):
+        loaded.command(f"TRUNCATE TABLE {table}")
+    loaded.command("DELETE FROM schema_migrations WHERE version = 7")
+    assert aggregates.check(loaded, SCOPE)["results_exposures"] == (8, 0)
+    migrate(hits_settings)
+    assert aggregates.check(loaded, SCOPE) == EQUAL
