@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -127,12 +128,14 @@ def _parts(client: Client) -> dict[str, int]:
     return {str(t): int(n) for t, n in rows}
 
 
-def timed(call: Callable[[], object], rounds: int) -> tuple[float, list[float]]:
+def timed(call: Callable[[], object], rounds: int, what: str = "") -> tuple[float, list[float]]:
     took = []
     for _ in range(rounds):
         began = time.perf_counter()
         call()
         took.append(time.perf_counter() - began)
+        if what:  # progress on stderr: a 10M run takes long on a busy machine
+            print(f"  {what}: {took[-1]:.3f} s", file=sys.stderr, flush=True)
     return statistics.median(took), took
 
 
@@ -156,6 +159,7 @@ def run(rounds: int = 3) -> list[str]:
             began = time.perf_counter()
             generate(client, n)
             load_s = time.perf_counter() - began
+            print(f"  generated in {load_s:.0f} s", file=sys.stderr, flush=True)
             stored = {
                 t: int(client.query(f"SELECT count() FROM {t}").result_rows[0][0])
                 for t in ("events", "impressions", "conversions")
@@ -164,9 +168,22 @@ def run(rounds: int = 3) -> list[str]:
             parts_left = _parts(client)
             agg = read(client, TENANT, EXPERIMENT, Filters())  # warm-up, and the figures
             same = agg == read(client, TENANT, EXPERIMENT, Filters(), RAW)
-            fast_s, all_fast = timed(lambda: read(client, TENANT, EXPERIMENT, Filters()), rounds)
-            raw_s, all_raw = timed(lambda: read(client, TENANT, EXPERIMENT, Filters(), RAW), rounds)
-            base_s, all_base = timed(lambda: client.query(BASELINE_SQL, parameters=params), rounds)
+            print(f"  same figures: {same}", file=sys.stderr, flush=True)
+            fast_s, all_fast = timed(
+                lambda: read(client, TENANT, EXPERIMENT, Filters()), rounds, "aggregates"
+            )
+            base_s, all_base = timed(
+                lambda: client.query(BASELINE_SQL, parameters=params), rounds, "baseline"
+            )
+            raw_s, all_raw = timed(
+                lambda: read(client, TENANT, EXPERIMENT, Filters(), RAW), rounds, "raw views"
+            )
+            began = time.perf_counter()
+            differences = aggregates.check(
+                client, aggregates.Scope(tenant=TENANT, experiment=EXPERIMENT)
+            )
+            check_s = time.perf_counter() - began
+            print(f"  check: {differences} in {check_s:.0f} s", file=sys.stderr, flush=True)
             bind = query.parameters(TENANT, EXPERIMENT, Filters())
             parts = {
                 name: timed(
@@ -179,11 +196,6 @@ def run(rounds: int = 3) -> list[str]:
                     ("sessions", query.SESSIONS_SQL),
                 )
             }
-            began = time.perf_counter()
-            differences = aggregates.check(
-                client, aggregates.Scope(tenant=TENANT, experiment=EXPERIMENT)
-            )
-            check_s = time.perf_counter() - began
             client.close()
         finally:
             services.stop(server)
