@@ -208,10 +208,25 @@ def _delete(client: Client, table: str, where: str, touched: set[aggregates.Scop
     return count
 
 
+class RebuildFailed(RuntimeError):
+    """Superseded rows were deleted, but rebuilding the results aggregates failed."""
+
+
 def rebuild_touched(client: Client, touched: set[aggregates.Scope]) -> None:
     """Rebuild the results aggregates of each experiment in `touched` from the raw tables."""
-    for scope in sorted(touched, key=lambda s: (s.tenant, s.experiment)):
-        aggregates.rebuild(client, scope)
+    left = sorted(touched, key=lambda s: (s.tenant, s.experiment))
+    while left:
+        try:
+            aggregates.rebuild(client, left[0])
+        except Exception as exc:
+            commands = "; ".join(
+                f"hitstream aggregates rebuild --tenant {s.tenant} --experiment {s.experiment}"
+                for s in left
+            )
+            raise RebuildFailed(
+                f"rebuilding the results aggregates failed ({exc}); run: {commands}"
+            ) from exc
+        left.pop(0)
 
 
 async def settle(

@@ -4,11 +4,14 @@ tests/integration/test_aggregates.py runs it on the engine."""
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from deploy.aggregates import DDL_FILE, Scope, aggregates, check_statements, rebuild_statements
 from deploy.migrate import statements
+from hitstream.supersede import RebuildFailed, rebuild_touched
 
 EXPERIMENT = Scope(tenant="t", experiment="e")
 
@@ -70,3 +73,20 @@ def test_the_check_compares_both_ways() -> None:
     assert sql["results_exposures"].count("EXCEPT ALL") == 2
     assert sql["results_sessions"].count("EXCEPT DISTINCT") == 2
     assert "* EXCEPT occurred_at FROM results_sessions" in sql["results_sessions"]
+
+
+class _Down:
+    def command(self, *args: object, **kwargs: object) -> None:
+        raise ConnectionError("ClickHouse away")
+
+
+def test_a_failed_rebuild_after_a_supersede_names_the_commands_to_run() -> None:
+    touched = {Scope(tenant="t", experiment="b"), Scope(tenant="t", experiment="a")}
+    with pytest.raises(RebuildFailed) as failed:
+        rebuild_touched(cast(Client, _Down()), touched)
+    message = str(failed.value)
+    assert "ClickHouse away" in message
+    assert message.endswith(
+        "hitstream aggregates rebuild --tenant t --experiment a; "
+        "hitstream aggregates rebuild --tenant t --experiment b"
+    )
