@@ -117,6 +117,7 @@ def fast_registry(hits_settings: Settings, tmp_path: Path) -> Iterator[Worker]:
     handle.stop()
 
 
+@pytest.mark.timeout(600)  # two replays, each with a rebuild of the results aggregates
 def test_replay_of_stored_range_replaces_rows_without_a_duplicate(
     fast_registry: Worker, clickhouse: Client
 ) -> None:
