@@ -1,6 +1,8 @@
-"""Results query on 10 million stored events: the four queries `hitstream results` runs
-(`results.query.read`) versus a plain `SELECT variation_id, count() ... GROUP BY variation_id`
-over the same impressions, both over HTTP to the local ClickHouse engine (chDB), medians.
+"""Results query on 10 million stored events: the queries `hitstream results` runs
+(`results.query.read`) over the per-visitor aggregates (the default path) and over the raw views
+(the old path), versus a plain `SELECT variation_id, count() ... GROUP BY variation_id` over the
+same impressions, all over HTTP to the local ClickHouse engine (chDB), medians. The two paths
+must give the same figures, and the aggregate views must equal the raw views (EXCEPT both ways).
 
 The events are generated inside ClickHouse (`INSERT ... SELECT ... FROM numbers()`, in blocks of
 a million): BENCH_EVENTS events (default 10,000,000) of one tenant, of which 60% carry an
@@ -8,13 +10,14 @@ impression of a 3-variation experiment and 40% a conversion of one of 3 goals (a
 value), over 14 days, with visitors = events / 5 (each exposed ~3 times; a variation fixed per
 visitor by hash), 1% bot user agents, a tenth of events first in their session. Every event is
 stored in `events`, its impression or conversion in `impressions` or `conversions`, as the
-pipeline stores them.
+pipeline stores them; the materialized views fill the aggregates as the blocks are inserted.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,12 +27,13 @@ from pathlib import Path
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from deploy import aggregates
 from deploy.local import services
 from deploy.local.localstack import start_clickhouse
 from deploy.local.ports import free_port
 from deploy.migrate import migrate
 from results import query
-from results.query import Filters, read
+from results.query import AGGREGATES, RAW, Filters, over, read
 from schemas.settings import Settings
 
 TENANT, EXPERIMENT = "1234567", "87654321"
@@ -116,12 +120,22 @@ def generate(client: Client, n: int) -> None:
         client.command(_sql(EVENTS_SQL, n, visitor, first, count, n))
 
 
-def timed(call: Callable[[], object], rounds: int) -> tuple[float, list[float]]:
+def _parts(client: Client) -> dict[str, int]:
+    rows = client.query(
+        "SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active "
+        "AND table LIKE 'visitor_%' GROUP BY table ORDER BY table"
+    ).result_rows
+    return {str(t): int(n) for t, n in rows}
+
+
+def timed(call: Callable[[], object], rounds: int, what: str = "") -> tuple[float, list[float]]:
     took = []
     for _ in range(rounds):
         began = time.perf_counter()
         call()
         took.append(time.perf_counter() - began)
+        if what:  # progress on stderr: a 10M run takes long on a busy machine
+            print(f"  {what}: {took[-1]:.3f} s", file=sys.stderr, flush=True)
     return statistics.median(took), took
 
 
@@ -145,41 +159,73 @@ def run(rounds: int = 3) -> list[str]:
             began = time.perf_counter()
             generate(client, n)
             load_s = time.perf_counter() - began
-            stored = {
-                t: int(client.query(f"SELECT count() FROM {t}").result_rows[0][0])
-                for t in ("events", "impressions", "conversions")
-            }
-            params = {"tenant": TENANT, "experiment": EXPERIMENT}
-            agg = read(client, TENANT, EXPERIMENT, Filters())  # warm-up, and the figures
-            results_s, all_results = timed(
-                lambda: read(client, TENANT, EXPERIMENT, Filters()), rounds
-            )
-            base_s, all_base = timed(lambda: client.query(BASELINE_SQL, parameters=params), rounds)
-            bind = query.parameters(TENANT, EXPERIMENT, Filters())
-            parts = {
-                name: timed(lambda sql=sql: client.query(sql, parameters=bind), rounds)[0]
-                for name, sql in (
-                    ("registry", query.REGISTRY_SQL),
-                    ("exposures", query.EXPOSURES_SQL),
-                    ("goals", query.GOALS_SQL),
-                    ("sessions", query.SESSIONS_SQL),
-                )
-            }
-            client.close()
+            print(f"  generated in {load_s:.0f} s", file=sys.stderr, flush=True)
+            try:
+                lines = measure(client, rounds)
+            finally:
+                client.close()
         finally:
             services.stop(server)
+    return [lines[0] + f" (generated in {load_s:.0f} s)", *lines[1:], f"BENCH_EVENTS={n:,}"]
+
+
+def measure(client: Client, rounds: int) -> list[str]:
+    """The figures over the events already stored: the aggregates path, the baseline, the raw
+    path, then the equality check (the slow parts last)."""
+    stored = {
+        t: int(client.query(f"SELECT count() FROM {t}").result_rows[0][0])
+        for t in ("events", "impressions", "conversions")
+    }
+    params = {"tenant": TENANT, "experiment": EXPERIMENT}
+    parts_left = _parts(client)
+    agg = read(client, TENANT, EXPERIMENT, Filters())  # warm-up, and the figures
+    fast_s, all_fast = timed(
+        lambda: read(client, TENANT, EXPERIMENT, Filters()), rounds, "aggregates"
+    )
+    base_s, all_base = timed(
+        lambda: client.query(BASELINE_SQL, parameters=params), rounds, "baseline"
+    )
+    raw: list[object] = []
+    raw_s, all_raw = timed(
+        lambda: raw.append(read(client, TENANT, EXPERIMENT, Filters(), RAW)), rounds, "raw views"
+    )
+    same = all(r == agg for r in raw)
+    print(f"  same figures: {same}", file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    differences = aggregates.check(client, aggregates.Scope(tenant=TENANT, experiment=EXPERIMENT))
+    check_s = time.perf_counter() - began
+    print(f"  check: {differences} in {check_s:.0f} s", file=sys.stderr, flush=True)
+    bind = query.parameters(TENANT, EXPERIMENT, Filters())
+    parts = {
+        name: timed(lambda sql=sql: client.query(over(sql, AGGREGATES), parameters=bind), rounds)[0]
+        for name, sql in (
+            ("registry", query.REGISTRY_SQL),
+            ("exposures", query.EXPOSURES_SQL),
+            ("goals", query.GOALS_SQL),
+            ("sessions", query.SESSIONS_SQL),
+        )
+    }
+    equal = all(d == (0, 0) for d in differences.values())
     goals = sorted(agg.goals)
     converters = {g: sum(c.converters for c in agg.goals[g].values()) for g in goals}
     return [
         f"stored: {stored['events']:,} events, {stored['impressions']:,} impressions, "
-        f"{stored['conversions']:,} conversions (generated in {load_s:.0f} s)",
+        f"{stored['conversions']:,} conversions",
         f"exposed visitors {sum(agg.visitors.values()):,} ({agg.bots:,} bots excluded) in "
         f"{len(agg.visitors)} variations; converters per goal {converters}",
-        f"results query (results.query.read, 4 queries)  {results_s:8.2f} s  "
-        f"(rounds: {', '.join(f'{t:.2f}' for t in all_results)})",
+        f"results query, aggregates (results.query.read)  {fast_s:8.3f} s  "
+        f"(rounds: {', '.join(f'{t:.3f}' for t in all_fast)})",
+        f"results query, raw views (the old path)       {raw_s:8.3f} s  "
+        f"(rounds: {', '.join(f'{t:.3f}' for t in all_raw)})",
         f"baseline: count() GROUP BY variation_id        {base_s:8.3f} s  "
         f"(rounds: {', '.join(f'{t:.3f}' for t in all_base)})",
-        f"ratio results / baseline                       {results_s / base_s:8.1f}",
-        "results query by part: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()),
-        f"(median of {rounds}, over HTTP to the chDB engine; BENCH_EVENTS={n:,})",
+        f"ratio aggregates / baseline                    {fast_s / base_s:8.1f}",
+        f"ratio raw views / baseline                     {raw_s / base_s:8.1f}",
+        f"ratio raw views / aggregates                   {raw_s / fast_s:8.1f}",
+        "aggregates path by query: " + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items()),
+        f"same figures from both paths: {'yes' if same else 'NO'}; aggregate views equal the raw "
+        f"views (EXCEPT both ways): {'yes' if equal else 'NO'} {differences} "
+        f"(checked in {check_s:.0f} s)",
+        f"active parts of the aggregate tables when measured: {parts_left}",
+        f"(median of {rounds}, over HTTP to the chDB engine)",
     ]

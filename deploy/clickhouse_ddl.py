@@ -15,7 +15,12 @@ statements run exactly as written. With it, each statement is rewritten for the 
 - registries (`experiments`, `event_definitions`, the Octeth registry, `schema_migrations`) are
   always full replicas on every node: small, read whole, and joined locally;
 - views and `ALTER`s run `ON CLUSTER` (an `ALTER` of a sharded table runs on the local and the
-  Distributed table).
+  Distributed table);
+- materialized views (the results aggregates) run `ON CLUSTER`; in distributed mode they read the
+  `<name>_local` table of their source (an insert into the Distributed table reaches each shard's
+  local table, which is what fires them) and write to their aggregate table, a full replica on
+  every node, so every shard's share lands in one replicated table (its states are idempotent:
+  a block stored twice or dropped as a duplicate of an identical one changes nothing).
 
 A statement of a form this module does not know raises `ValueError` in cluster mode, so a new
 migration cannot silently skip the cluster.
@@ -48,6 +53,8 @@ _ENGINE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^)]*)\))?")
 _NON_REPLICATED_WINDOW = re.compile(r"non_replicated_deduplication_window = \d+")
 _ALTER = re.compile(r"^ALTER TABLE (\w+) ")
 _VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+) AS\b")
+_MATERIALIZED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b")
+_SOURCE = re.compile(r"\bFROM (\w+)\b")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +105,14 @@ def rewrite(statement: str, layout: Layout) -> list[str]:
     if match := _VIEW.match(statement):
         name = match.group(1)
         return [f"CREATE OR REPLACE VIEW {name}{layout.on_cluster} AS{statement[match.end() :]}"]
+    if match := _MATERIALIZED.match(statement):
+        name, target = match.groups()
+        if target in SHARDED:
+            raise ValueError(f"materialized view {name}: its target {target} is sharded")
+        body = _SOURCE.sub(lambda m: f"FROM {storage_table(m.group(1), layout)}", statement)
+        body = body[match.end() :]
+        head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{layout.on_cluster} TO {target} AS"
+        return [head + body]
     raise ValueError(f"no cluster form known for: {statement[:80]!r}")
 
 

@@ -4,7 +4,9 @@ Run by the local stack, the tests and operators alike (`python -m deploy.migrate
 applied in order each time (each statement is idempotent); `schema_migrations` records which
 files, with their checksums, were applied when. With `HITS_CLICKHOUSE_CLUSTER` each statement is
 first rewritten for the cluster (`deploy.clickhouse_ddl`); `--print` shows the statements
-without running them.
+without running them. When a file that adds materialized views (`BACKFILLED`) is applied for the
+first time to tables that already hold rows, their aggregates are filled from those rows
+(`deploy.aggregates.rebuild`): a materialized view only sees rows inserted after it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from schemas.settings import Settings, load_settings
 
 DDL_DIR = Path(__file__).resolve().parent / "clickhouse"
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+BACKFILLED = frozenset({7})  # 007_results_aggregates.sql
+_RAW_ROWS = (
+    "SELECT (SELECT count() FROM impressions) + (SELECT count() FROM conversions) + "
+    "(SELECT count() FROM events)"
+)
 
 
 def migration_files(directory: Path = DDL_DIR) -> list[Path]:
@@ -66,6 +73,9 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
     try:
         for statement in migrations_table(layout):
             client.command(statement)
+        before = {
+            int(v) for (v,) in client.query("SELECT version FROM schema_migrations").result_rows
+        }
         applied = []
         for path in migration_files():
             text = path.read_text()
@@ -77,6 +87,10 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
                 column_names=["version", "name", "checksum"],
             )
             applied.append(path.name)
+        if BACKFILLED - before and before and int(client.query(_RAW_ROWS).result_rows[0][0]):
+            from deploy.aggregates import Scope, rebuild  # it reads this module's files
+
+            rebuild(client, Scope())
         return applied
     finally:
         if own:

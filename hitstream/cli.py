@@ -9,6 +9,7 @@ hitstream octeth account|key|list ...    the Octeth registry (accounts, keys, li
 hitstream results <experiment> --tenant T   experiment results (rates, lifts, p-values, SRM)
 hitstream replay --from T|offset [--to T|offset] [--partition N]   re-process raw hits (idempotent)
 hitstream dlq list|show|redrive   dead letters by reason; re-drive the fixable ones
+hitstream aggregates rebuild|check --tenant T [--experiment E]   the results aggregates
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from hitstream import definitions, dlq, experiments, octeth, replay
+from hitstream import aggregates, definitions, dlq, experiments, octeth, replay
 from results import report
 from schemas.settings import FIELDS, Settings, env_name, load_settings
 
@@ -31,6 +32,7 @@ EXAMPLES = """examples:
   hitstream replay --from 2026-11-22T00:00:00Z --to 2026-11-23T00:00:00Z
   hitstream dlq list --reason missing_user_id
   hitstream dlq redrive --reason missing_user_id --dry-run
+  hitstream aggregates rebuild --tenant 1234567 --experiment 87654321
   hitstream <command> --help       each command and subcommand shows its own examples
 """
 
@@ -61,6 +63,7 @@ MODULES: tuple[tuple[str, AddParser, Run], ...] = (
     ("results", report.add_parser, report.run),
     ("replay", replay.add_parser, replay.run),
     ("dlq", dlq.add_parser, dlq.run),
+    ("aggregates", aggregates.add_parser, aggregates.run),
 )
 
 

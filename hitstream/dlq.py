@@ -23,7 +23,14 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
 from hitstream.replay_range import StoredLetter, parse_bound, redrive_selection
-from hitstream.supersede import Message, SettleTimeout, producer, republish, settle
+from hitstream.supersede import (
+    Message,
+    RebuildFailed,
+    SettleTimeout,
+    producer,
+    republish,
+    settle,
+)
 from pipeline.rows import COLUMNS
 from schemas import rawhit
 from schemas.settings import Settings
@@ -181,6 +188,9 @@ async def redrive(client: Client, settings: Settings, args: argparse.Namespace) 
         deleted = await settle(settings, client, copies, args.timeout)
     except SettleTimeout as exc:
         print(f"redrive: {exc}; nothing was deleted. Run it again.", file=sys.stderr)
+        return 1
+    except RebuildFailed as exc:
+        print(f"redrive: superseded rows were deleted, but {exc}", file=sys.stderr)
         return 1
     still = letters(
         client,

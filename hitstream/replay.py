@@ -41,7 +41,15 @@ from tqdm import tqdm
 from deploy.clickhouse_client import connect
 from deploy.kafka_security import client_options
 from hitstream.replay_range import Bound, parse_bound, partition_range
-from hitstream.supersede import Copy, Message, SettleTimeout, producer, republish, settle
+from hitstream.supersede import (
+    Copy,
+    Message,
+    RebuildFailed,
+    SettleTimeout,
+    producer,
+    republish,
+    settle,
+)
 from schemas import rawhit
 from schemas.settings import Settings
 from schemas.topics import RAW
@@ -191,6 +199,9 @@ async def replay(settings: Settings, args: argparse.Namespace) -> int:
         deleted = await settle(settings, client, copies, args.timeout)
     except SettleTimeout as exc:
         print(f"replay: {exc}; nothing was deleted. Run the same command again.", file=sys.stderr)
+        return 1
+    except RebuildFailed as exc:
+        print(f"replay: superseded rows were deleted, but {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

@@ -4,7 +4,9 @@ Shared by `hitstream replay` and `hitstream dlq redrive`. A copy goes back into 
 partition it was read from, so it travels the normal pipeline at a new, higher offset: the sink's
 marks (`pipeline.progress`) see new positions and store its rows, with the same stable ids as
 before (uuid5 over the hit id). Then `settle` removes every row of the superseded messages: the
-originals and any earlier copy of the same hits. See `hitstream.replay` for the whole design.
+originals and any earlier copy of the same hits, and rebuilds the results aggregates of every
+experiment those rows fed (a DELETE does not reach a materialized view's table: see
+`deploy.aggregates`). See `hitstream.replay` for the whole design.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 from tqdm import tqdm
 
+from deploy import aggregates
 from deploy.kafka_security import client_options
 from hitstream.replay_range import position_condition, spans
 from pipeline.rows import COLUMNS, ROW_IDS
@@ -156,8 +159,11 @@ def superseded_offsets(client: Client, partition: int, copies: Sequence[Copy]) -
     return sorted(found | {c.old_offset for c in copies})
 
 
-def delete_superseded(client: Client, copies: Sequence[Copy]) -> dict[str, int]:
-    """Delete, in every table, the rows the copies supersede; rows deleted per table.
+def delete_superseded(
+    client: Client, copies: Sequence[Copy], touched: set[aggregates.Scope] | None = None
+) -> dict[str, int]:
+    """Delete, in every table, the rows the copies supersede; rows deleted per table. The
+    experiments whose aggregates the deleted rows fed are added to `touched`.
 
     Two nets: the rows of every superseded raw message (`superseded_offsets`), and, per table,
     any other row carrying the id of a row the copies stored (an earlier copy whose hit-id rows
@@ -175,7 +181,7 @@ def delete_superseded(client: Client, copies: Sequence[Copy]) -> dict[str, int]:
             chunk = position_condition(runs[i : i + SPANS_PER_DELETE])
             for table in COLUMNS:
                 where = f"src_partition = {partition} AND ({chunk})"
-                deleted[table] += _delete(client, table, where)
+                deleted[table] += _delete(client, table, where, touched)
         for table, key in ROW_IDS.items():
             where = (
                 f"src_partition = {partition} AND {before} AND {key} IN "
@@ -183,7 +189,7 @@ def delete_superseded(client: Client, copies: Sequence[Copy]) -> dict[str, int]:
             )
             if table == "dead_letters":
                 where += " AND hit_id != ''"
-            deleted[table] += _delete(client, table, where)
+            deleted[table] += _delete(client, table, where, touched)
     return {table: n for table, n in deleted.items() if n}
 
 
@@ -193,18 +199,45 @@ def _before(copies: Sequence[Copy]) -> str:
     return f"src_pos < {min(c.new_offset for c in copies) * MAX_EVENTS_PER_HIT}"
 
 
-def _delete(client: Client, table: str, where: str) -> int:
+def _delete(client: Client, table: str, where: str, touched: set[aggregates.Scope] | None) -> int:
     count = int(client.query(f"SELECT count() FROM {table} WHERE {where}").result_rows[0][0])
     if count:
+        if touched is not None:
+            touched |= aggregates.affected(client, table, where)
         client.command(f"DELETE FROM {table} WHERE {where}")
     return count
+
+
+class RebuildFailed(RuntimeError):
+    """Superseded rows were deleted, but rebuilding the results aggregates failed."""
+
+
+def rebuild_touched(client: Client, touched: set[aggregates.Scope]) -> None:
+    """Rebuild the results aggregates of each experiment in `touched` from the raw tables."""
+    left = sorted(touched, key=lambda s: (s.tenant, s.experiment))
+    while left:
+        try:
+            aggregates.rebuild(client, left[0])
+        except Exception as exc:
+            commands = "; ".join(
+                f"hitstream aggregates rebuild --tenant {s.tenant} --experiment {s.experiment}"
+                for s in left
+            )
+            raise RebuildFailed(
+                f"rebuilding the results aggregates failed ({exc}); run: {commands}"
+            ) from exc
+        left.pop(0)
 
 
 async def settle(
     settings: Settings, client: Client, copies: Sequence[Copy], deadline_s: float
 ) -> dict[str, int]:
-    """Wait for the worker to store `copies`, then delete what they supersede."""
+    """Wait for the worker to store `copies`, delete what they supersede, then rebuild the
+    results aggregates of the experiments the deleted rows fed."""
     if not copies:
         return {}
     await wait_stored(settings, client, copies, deadline_s)
-    return await asyncio.to_thread(delete_superseded, client, copies)
+    touched: set[aggregates.Scope] = set()
+    deleted = await asyncio.to_thread(delete_superseded, client, copies, touched)
+    await asyncio.to_thread(rebuild_touched, client, touched)
+    return deleted

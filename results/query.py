@@ -1,4 +1,6 @@
-"""Per-variation aggregates of one experiment, read from the results views (004_results_views.sql).
+"""Per-variation aggregates of one experiment, read from the results views (004_results_views.sql)
+or, by default, from the per-visitor aggregates (007_results_aggregates.sql): the same report SQL
+over views with the same columns (`Source`), so both paths give the same figures.
 
 Every query is a constant string; the tenant, experiment, goals and slice travel as `{name:Type}`
 binds (ClickHouse substitutes them server-side), never formatted into the SQL. A slice is any
@@ -9,6 +11,7 @@ to several variations are excluded unless asked for.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +24,32 @@ from results.slices import SliceCounts
 from results.stats import Moments
 
 DEVICE_KEY = "device_type"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The three per-visitor views a report reads."""
+
+    exposures: str
+    conversions: str
+    sessions: str
+
+
+RAW = Source("results_exposures", "results_visitor_conversions", "results_sessions")
+AGGREGATES = Source(
+    "results_exposures_agg", "results_visitor_conversions_agg", "results_sessions_agg"
+)
+
+
+def over(sql: str, source: Source) -> str:
+    """`sql`, written over the raw views, reading `source`'s views instead."""
+    for raw, chosen in zip(
+        (RAW.exposures, RAW.conversions, RAW.sessions),
+        (source.exposures, source.conversions, source.sessions),
+        strict=True,
+    ):
+        sql = re.sub(rf"\bFROM {raw}\b", f"FROM {chosen}", sql)
+    return sql
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,12 +210,14 @@ def parameters(
     }
 
 
-def caps(client: Client, params: Mapping[str, Any], filters: Filters) -> dict[str, int]:
+def caps(
+    client: Client, params: Mapping[str, Any], filters: Filters, source: Source = AGGREGATES
+) -> dict[str, int]:
     """goal -> its percentile cap of revenue per visitor in cents (the lower of it and the
     absolute cap when both are set); empty without a percentile cap."""
     if not filters.cap_percentile > 0:
         return {}
-    found = {str(g): int(c) for g, c in _rows(client, CAPS_SQL, params)}
+    found = {str(g): int(c) for g, c in _rows(client, over(CAPS_SQL, source), params)}
     if filters.cap_cents > 0:
         found = {g: min(c, filters.cap_cents) for g, c in found.items()}
     return found
@@ -196,10 +227,16 @@ def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> list[tuple[Any
     return [tuple(row) for row in client.query(sql, parameters=dict(params)).result_rows]
 
 
-def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggregates:
+def read(
+    client: Client,
+    tenant: str,
+    experiment: str,
+    filters: Filters,
+    source: Source = AGGREGATES,
+) -> Aggregates:
     """Every aggregate the report needs, from five queries (six with a percentile cap)."""
     params = parameters(tenant, experiment, filters)
-    goal_caps = caps(client, params, filters)
+    goal_caps = caps(client, params, filters, source)
     params = parameters(tenant, experiment, filters, goal_caps)
     registry = _rows(client, REGISTRY_SQL, params)
     guardrails = {str(g): bool(up) for g, up in _rows(client, GUARDRAILS_SQL, params)}
@@ -208,7 +245,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
     visitors: dict[str, int] = defaultdict(int)
     exposed: dict[str, dict[dt.date, int]] = defaultdict(dict)
     bots = multi = 0
-    for variation, day, kept, bot, both in _rows(client, EXPOSURES_SQL, params):
+    for variation, day, kept, bot, both in _rows(client, over(EXPOSURES_SQL, source), params):
         visitors[str(variation)] += int(kept)
         if kept:
             exposed[str(variation)][day] = int(kept)
@@ -217,7 +254,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
         control = min(weights or visitors, default="")
     sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 16)
     converted: dict[str, dict[str, dict[dt.date, int]]] = defaultdict(lambda: defaultdict(dict))
-    for goal, variation, day, *values in _rows(client, GOALS_SQL, params):
+    for goal, variation, day, *values in _rows(client, over(GOALS_SQL, source), params):
         key = (str(goal), str(variation))
         sums[key] = [a + int(b) for a, b in zip(sums[key], values, strict=True)]
         if day is not None:
@@ -250,7 +287,7 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
             ),
         )
     sessions: dict[str, dict[str, int]] = defaultdict(dict)
-    for name, variation, count in _rows(client, SESSIONS_SQL, params):
+    for name, variation, count in _rows(client, over(SESSIONS_SQL, source), params):
         sessions[str(name)][str(variation)] = int(count)
     return Aggregates(
         tenant=tenant,
@@ -271,15 +308,20 @@ def read(client: Client, tenant: str, experiment: str, filters: Filters) -> Aggr
 
 
 def read_slices(
-    client: Client, tenant: str, experiment: str, filters: Filters, by: str
+    client: Client,
+    tenant: str,
+    experiment: str,
+    filters: Filters,
+    by: str,
+    source: Source = AGGREGATES,
 ) -> dict[str, SliceCounts]:
     """Visitors and converters per value of `by` (device_type, browser or a dimension key)."""
     params = parameters(tenant, experiment, filters) | {"by": by}
     visitors: dict[str, dict[str, int]] = defaultdict(dict)
-    for value, variation, kept in _rows(client, SLICE_EXPOSURES_SQL, params):
+    for value, variation, kept in _rows(client, over(SLICE_EXPOSURES_SQL, source), params):
         visitors[str(value) or NO_VALUE][str(variation)] = int(kept)
     converters: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    for value, goal, variation, count in _rows(client, SLICE_GOALS_SQL, params):
+    for value, goal, variation, count in _rows(client, over(SLICE_GOALS_SQL, source), params):
         if count:
             converters[str(value) or NO_VALUE][str(goal)][str(variation)] = int(count)
     return {

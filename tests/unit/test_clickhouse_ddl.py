@@ -123,11 +123,37 @@ def test_alters_of_a_sharded_table_change_the_local_then_the_distributed_table()
 
 def test_views_run_on_the_cluster_and_read_the_distributed_names() -> None:
     views = [s for s in plan(SHARDED_LAYOUT) if s.startswith("CREATE OR REPLACE VIEW")]
-    assert len(views) == 5
+    assert len(views) == 8
     for view in views:
         assert re.match(r"CREATE OR REPLACE VIEW \w+ ON CLUSTER `prod` AS\n", view), view
         assert "_local" not in view
     assert plan(SHARDED_LAYOUT)[0] == "CREATE DATABASE IF NOT EXISTS `hs` ON CLUSTER `prod`"
+
+
+def _materialized(layout: Layout) -> dict[str, str]:
+    found = {}
+    for statement in plan(layout):
+        if match := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)", statement):
+            found[match.group(1)] = statement
+    return found
+
+
+def test_materialized_views_read_each_shards_local_rows_into_a_full_replica() -> None:
+    one, replicated, sharded = (_materialized(x) for x in (ONE, REPLICATED, SHARDED_LAYOUT))
+    sources = {"impressions", "conversions", "events"}
+    assert set(one) == {"visitor_exposures_mv", "visitor_conversions_mv", "visitor_sessions_mv"}
+    for name, ddl in sharded.items():
+        target = name.removesuffix("_mv")
+        head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} ON CLUSTER `prod` TO {target} AS\n"
+        assert ddl.startswith(head), ddl
+        assert replicated[name].startswith(head)
+        read = set(re.findall(r"\bFROM (\w+)", ddl))
+        assert len(read) == 1 and read <= {f"{s}_local" for s in sources}, read
+        assert set(re.findall(r"\bFROM (\w+)", replicated[name])) <= sources
+        assert target not in SHARDED  # a full replica on every node: every shard writes to it
+        assert f"'/clickhouse/tables/all/hs/{target}'" in _create(SHARDED_LAYOUT, target)
+    with pytest.raises(ValueError, match="target events is sharded"):
+        rewrite("CREATE MATERIALIZED VIEW IF NOT EXISTS m TO events AS\nSELECT 1", REPLICATED)
 
 
 def test_a_statement_of_unknown_form_is_refused_on_a_cluster() -> None:
