@@ -23,7 +23,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from deploy.migrate import DDL_DIR, statements
+from deploy.clickhouse_ddl import DDL_DIR, statements
 
 DDL_FILE = DDL_DIR / "007_results_aggregates.sql"
 _MV = re.compile(

@@ -30,8 +30,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from schemas.settings import Settings
+
+DDL_DIR = Path(__file__).resolve().parent / "clickhouse"  # the numbered migration files
+
+
+def statements(sql: str) -> list[str]:
+    """Split a DDL file on `;` at line ends, dropping `--` comment lines."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
+
 
 # Tables the sink writes, sharded by `src_partition` in distributed mode.
 SHARDED = frozenset(

@@ -20,10 +20,16 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from deploy.clickhouse_client import connect
-from deploy.clickhouse_ddl import Layout, create_database, migrations_table, rewrite
+from deploy.clickhouse_ddl import (
+    DDL_DIR,
+    Layout,
+    create_database,
+    migrations_table,
+    rewrite,
+    statements,
+)
 from schemas.settings import Settings, load_settings
 
-DDL_DIR = Path(__file__).resolve().parent / "clickhouse"
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 BACKFILLED = frozenset({7})  # 007_results_aggregates.sql
 _RAW_ROWS = (
@@ -38,12 +44,6 @@ def migration_files(directory: Path = DDL_DIR) -> list[Path]:
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"two migration files share a number in {directory}")
     return files
-
-
-def statements(sql: str) -> list[str]:
-    """Split a DDL file on `;` at line ends, dropping `--` comment lines."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.M) if s.strip()]
 
 
 def file_statements(path: Path, layout: Layout) -> list[str]:

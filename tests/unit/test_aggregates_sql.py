@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from deploy.aggregates import DDL_FILE, Scope, aggregates, check_statements, rebuild_statements
-from deploy.migrate import statements
+from deploy.clickhouse_ddl import statements
 from hitstream.supersede import RebuildFailed, rebuild_touched
 
 EXPERIMENT = Scope(tenant="t", experiment="e")

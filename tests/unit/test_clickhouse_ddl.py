@@ -11,10 +11,11 @@ from deploy.clickhouse_ddl import (
     Layout,
     rewrite,
     session_settings,
+    statements,
     storage_table,
     sync_replica_statements,
 )
-from deploy.migrate import migration_files, plan, statements
+from deploy.migrate import migration_files, plan
 from schemas.settings import Settings, SettingsError, load_settings
 
 ONE = Layout(database="hs")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from deploy.migrate import migration_files, statements
+from deploy.clickhouse_ddl import statements
+from deploy.migrate import migration_files
 from schemas import deadletter, rawhit
 from schemas import event as event_codec
 from schemas.event import Lineage

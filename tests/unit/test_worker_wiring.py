@@ -50,7 +50,7 @@ def test_changelog_topics_take_the_replication_factor_of_the_settings(
     factor, not 1 (a changelog on one broker loses the tables with it)."""
     from pipeline import app as worker_app
 
-    monkeypatch.setattr(worker_app, "setup_prometheus_sensors", lambda app: None)
+    monkeypatch.setattr("pipeline.monitor.install", lambda app: None)  # metrics register once
     settings = replace(
         Settings(),
         data_dir=str(tmp_path / "worker"),
