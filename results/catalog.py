@@ -27,9 +27,11 @@ REGISTRY_SQL = f"""SELECT experiment_id, variation_id, argMax(name, updated_at),
   argMax(is_control, updated_at), argMax(weight, updated_at), argMax(deleted, updated_at)
 FROM experiments WHERE tenant = {{tenant:String}} AND {_ONE}
 GROUP BY experiment_id, variation_id ORDER BY experiment_id, variation_id"""
+# Exposed visitors per variation from the per-visitor aggregates (migration 007), as the report
+# reads them: the index and the experiment page count the same visitors, at one row a visitor.
 EXPOSED_SQL = f"""SELECT experiment_id, variation_id, countIf(is_bot = 0 AND is_multi = 0),
   countIf(is_bot = 1), countIf(is_multi = 1)
-FROM results_exposures WHERE tenant = {{tenant:String}} AND {_ONE}
+FROM results_exposures_agg WHERE tenant = {{tenant:String}} AND {_ONE}
 GROUP BY experiment_id, variation_id ORDER BY experiment_id, variation_id"""
 SEEN_SQL = f"""SELECT experiment_id, min(occurred_at), max(occurred_at) FROM impressions
 WHERE tenant = {{tenant:String}} AND {_ONE} GROUP BY experiment_id"""
