@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
@@ -21,23 +23,39 @@ from schemas.topics import DAY_MS, HOUR_MS, NAMES
 from tests.integration.conftest import Infra, Worker
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 def _settings(infra: Infra, **overrides: object) -> Settings:
     return infra.settings(topic_prefix=f"k{uuid.uuid4().hex[:10]}.", partitions=4, **overrides)
 
 
-async def _configs(settings: Settings, name: str) -> dict[str, str]:
+async def _admin(settings: Settings, act: Callable[[AIOKafkaAdminClient], Awaitable[T]]) -> T:
+    """Run `act` with an admin client of the settings' Kafka, closed afterwards."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        [response] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, settings.topic(name))]
-        )
-        [(_, _, _, _, entries)] = response.resources
-        return {entry[0]: entry[1] for entry in entries}
+        return await act(admin)
     finally:
         await admin.close()
+
+
+async def _configs(settings: Settings, name: str) -> dict[str, str]:
+    resource = ConfigResource(ConfigResourceType.TOPIC, settings.topic(name))
+    [response] = await _admin(settings, lambda admin: admin.describe_configs([resource]))
+    [(_, _, _, _, entries)] = response.resources
+    return {entry[0]: entry[1] for entry in entries}
+
+
+def _grow_hits_raw(settings: Settings, partitions: int = 6) -> list[str]:
+    """Give `hits.raw` more partitions; return the check's lines once the brokers' metadata
+    shows them (shortly after)."""
+    grow = {settings.topic("hits.raw"): NewPartitions(partitions)}
+    asyncio.run(_admin(settings, lambda admin: admin.create_partitions(grow)))
+    deadline = time.monotonic() + 30
+    while not (lines := asyncio.run(check_topics(settings))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return lines
 
 
 def test_topics_are_created_with_the_configured_retention_and_min_insync(infra: Infra) -> None:
@@ -60,20 +78,8 @@ def test_the_check_warns_of_a_partition_count_other_than_the_settings(
 ) -> None:
     settings = _settings(infra)
     asyncio.run(ensure_topics(settings))
-
-    async def add_partitions() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_partitions({settings.topic("hits.raw"): NewPartitions(6)})
-        finally:
-            await admin.close()
-
-    asyncio.run(add_partitions())
-    deadline = time.monotonic() + 30  # the brokers' metadata shows new partitions shortly after
     with caplog.at_level("WARNING", logger="deploy.topics"):
-        while not (lines := asyncio.run(check_topics(settings))) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        lines = _grow_hits_raw(settings)
     expected = (
         f"{settings.topic('hits.raw')}: 6 partitions, HITS_PARTITIONS is 4 "
         "(co-partitioned topics must match it)"
@@ -89,16 +95,8 @@ def test_the_check_warns_of_a_partition_count_other_than_the_settings(
 
 def test_a_missing_topic_is_reported(infra: Infra) -> None:
     settings = _settings(infra)
-
-    async def create_one() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(settings.topic("hits.raw"), 4, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create_one())
+    raw = NewTopic(settings.topic("hits.raw"), 4, 1)
+    asyncio.run(_admin(settings, lambda admin: admin.create_topics([raw])))
     lines = asyncio.run(check_topics(settings))
     assert f"{settings.topic('hits.exposures')}: missing (run `hitstream topics`)" in lines
     assert not any(line.startswith(settings.topic("hits.raw")) for line in lines)
@@ -111,19 +109,7 @@ def test_the_gateway_and_the_worker_warn_at_start_of_a_partition_count_other_tha
     (`deploy.startup.warn_of_topic_problems`): `hits.raw` grown to 6 partitions while
     HITS_PARTITIONS says 4 is logged as a warning by each."""
     settings = hits_settings
-
-    async def add_partitions() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_partitions({settings.topic("hits.raw"): NewPartitions(6)})
-        finally:
-            await admin.close()
-
-    asyncio.run(add_partitions())
-    deadline = time.monotonic() + 30
-    while not asyncio.run(check_topics(settings)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    assert _grow_hits_raw(settings)
     expected = f"topic check: {settings.topic('hits.raw')}: 6 partitions, HITS_PARTITIONS is 4"
     gateway = start_gateway(settings, tmp_path / "gateway.log")
     services.stop(gateway)
