@@ -1,8 +1,10 @@
 """Results query on 10 million stored events: the queries `hitstream results` runs
-(`results.query.read`) over the per-visitor aggregates (the default path) and over the raw views
-(the old path), versus a plain `SELECT variation_id, count() ... GROUP BY variation_id` over the
-same impressions, all over HTTP to the local ClickHouse engine (chDB), medians. The two paths
-must give the same figures, and the aggregate views must equal the raw views (EXCEPT both ways).
+(`results.query.read`) over the results snapshot (what reports read by default: the aggregate
+views stored whole every minute), over the live per-visitor aggregates (`--live`) and over the
+raw views (the old path), versus a plain `SELECT variation_id, count() ... GROUP BY
+variation_id` over the same impressions, all over HTTP to the local ClickHouse engine (chDB),
+medians; and what one refresh of the snapshots takes. The three paths must give the same
+figures, and the aggregate views must equal the raw views (EXCEPT both ways).
 
 The events are generated inside ClickHouse (`INSERT ... SELECT ... FROM numbers()`, in blocks of
 a million): BENCH_EVENTS events (default 10,000,000) of one tenant, of which 60% carry an
@@ -28,12 +30,13 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from deploy import aggregates
+from deploy.aggregates import refresh_snapshots
 from deploy.local import services
 from deploy.local.localstack import start_clickhouse
 from deploy.local.ports import free_port
 from deploy.migrate import migrate
 from results import query
-from results.query import AGGREGATES, RAW, Filters, over, read
+from results.query import AGGREGATES, RAW, SNAPSHOTS, Filters, over, read
 from schemas.settings import Settings
 
 TENANT, EXPERIMENT = "1234567", "87654321"
@@ -178,7 +181,12 @@ def measure(client: Client, rounds: int) -> list[str]:
     }
     params = {"tenant": TENANT, "experiment": EXPERIMENT}
     parts_left = _parts(client)
-    agg = read(client, TENANT, EXPERIMENT, Filters())  # warm-up, and the figures
+    refresh_s, all_refresh = timed(lambda: refresh_snapshots(client), rounds, "refresh")
+    snapshot = read(client, TENANT, EXPERIMENT, Filters(), SNAPSHOTS)  # warm-up, the figures
+    snap_s, all_snap = timed(
+        lambda: read(client, TENANT, EXPERIMENT, Filters(), SNAPSHOTS), rounds, "snapshot"
+    )
+    agg = read(client, TENANT, EXPERIMENT, Filters())
     fast_s, all_fast = timed(
         lambda: read(client, TENANT, EXPERIMENT, Filters()), rounds, "aggregates"
     )
@@ -189,7 +197,7 @@ def measure(client: Client, rounds: int) -> list[str]:
     raw_s, all_raw = timed(
         lambda: raw.append(read(client, TENANT, EXPERIMENT, Filters(), RAW)), rounds, "raw views"
     )
-    same = all(r == agg for r in raw)
+    same = snapshot == agg and all(r == agg for r in raw)
     print(f"  same figures: {same}", file=sys.stderr, flush=True)
     began = time.perf_counter()
     differences = aggregates.check(client, aggregates.Scope(tenant=TENANT, experiment=EXPERIMENT))
@@ -213,18 +221,23 @@ def measure(client: Client, rounds: int) -> list[str]:
         f"{stored['conversions']:,} conversions",
         f"exposed visitors {sum(agg.visitors.values()):,} ({agg.bots:,} bots excluded) in "
         f"{len(agg.visitors)} variations; converters per goal {converters}",
-        f"results query, aggregates (results.query.read)  {fast_s:8.3f} s  "
+        f"results query, snapshot (what reports read)     {snap_s:8.3f} s  "
+        f"(rounds: {', '.join(f'{t:.3f}' for t in all_snap)})",
+        f"results query, live aggregates (--live)         {fast_s:8.3f} s  "
         f"(rounds: {', '.join(f'{t:.3f}' for t in all_fast)})",
         f"results query, raw views (the old path)       {raw_s:8.3f} s  "
         f"(rounds: {', '.join(f'{t:.3f}' for t in all_raw)})",
         f"baseline: count() GROUP BY variation_id        {base_s:8.3f} s  "
         f"(rounds: {', '.join(f'{t:.3f}' for t in all_base)})",
-        f"ratio aggregates / baseline                    {fast_s / base_s:8.1f}",
+        f"ratio snapshot / baseline                      {snap_s / base_s:8.1f}",
+        f"ratio live aggregates / baseline               {fast_s / base_s:8.1f}",
         f"ratio raw views / baseline                     {raw_s / base_s:8.1f}",
-        f"ratio raw views / aggregates                   {raw_s / fast_s:8.1f}",
+        f"ratio raw views / live aggregates              {raw_s / fast_s:8.1f}",
+        f"snapshot refresh (the three, every minute)     {refresh_s:8.3f} s  "
+        f"(rounds: {', '.join(f'{t:.3f}' for t in all_refresh)})",
         "aggregates path by query: " + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items()),
-        f"same figures from both paths: {'yes' if same else 'NO'}; aggregate views equal the raw "
-        f"views (EXCEPT both ways): {'yes' if equal else 'NO'} {differences} "
+        f"same figures on the three paths: {'yes' if same else 'NO'}; aggregate views equal the "
+        f"raw views (EXCEPT both ways): {'yes' if equal else 'NO'} {differences} "
         f"(checked in {check_s:.0f} s)",
         f"active parts of the aggregate tables when measured: {parts_left}",
         f"(median of {rounds}, over HTTP to the chDB engine)",

@@ -176,3 +176,33 @@ def in_range(client: Client, tenant: str, since: dt.datetime, until: dt.datetime
     params = {"tenant": tenant, "since": since, "until": until}
     rows = client.query(RANGE_SQL, parameters=params).result_rows
     return [Scope(tenant=tenant, experiment=str(e)) for (e,) in rows]
+
+
+# The refreshable materialized views of 008_results_snapshots.sql, each filling one snapshot.
+SNAPSHOT_REFRESHES = (
+    "results_exposures_refresh",
+    "results_visitor_conversions_refresh",
+    "results_sessions_refresh",
+)
+# When the oldest of the snapshots was taken (epoch seconds), 0 until each has been refreshed.
+SNAPSHOT_TAKEN_SQL = """SELECT if(count() = length({views:Array(String)})
+  AND countIf(last_success_time IS NULL) = 0, toUnixTimestamp(min(last_success_time)), 0)
+FROM system.view_refreshes
+WHERE database = currentDatabase() AND has({views:Array(String)}, view)"""
+
+
+def refresh_snapshots(client: Client) -> None:
+    """Refresh the results snapshots now and wait until they are replaced (after a rebuild, or
+    the demo's load); raises what a failed refresh raised."""
+    for view in SNAPSHOT_REFRESHES:
+        client.command(f"SYSTEM REFRESH VIEW {view}")
+    for view in SNAPSHOT_REFRESHES:
+        client.command(f"SYSTEM WAIT VIEW {view}")
+
+
+def snapshot_taken(client: Client) -> dt.datetime | None:
+    """When the results snapshots were taken (the oldest of them), or None before every one has
+    been refreshed once."""
+    params = {"views": list(SNAPSHOT_REFRESHES)}
+    epoch = int(client.query(SNAPSHOT_TAKEN_SQL, parameters=params).result_rows[0][0])
+    return dt.datetime.fromtimestamp(epoch, dt.UTC) if epoch else None

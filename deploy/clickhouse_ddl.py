@@ -20,7 +20,10 @@ statements run exactly as written. With it, each statement is rewritten for the 
   `<name>_local` table of their source (an insert into the Distributed table reaches each shard's
   local table, which is what fires them) and write to their aggregate table, a full replica on
   every node, so every shard's share lands in one replicated table (its states are idempotent:
-  a block stored twice or dropped as a duplicate of an identical one changes nothing).
+  a block stored twice or dropped as a duplicate of an identical one changes nothing);
+- the results snapshots (`NODE_LOCAL`) are plain tables on every node, each refreshed on its node
+  from the views by its refreshable materialized view (`ON CLUSTER`): a refresh replaces a
+  table whole, which a replicated table would not take from every replica at once.
 
 A statement of a form this module does not know raises `ValueError` in cluster mode, so a new
 migration cannot silently skip the cluster.
@@ -48,6 +51,14 @@ SHARDED = frozenset(
     {"events", "impressions", "conversions", "dead_letters", "identities", "octeth_properties"}
 )
 SHARDING_KEY = "src_partition"
+# The results snapshots (008_results_snapshots.sql): one plain copy per node, never replicated.
+NODE_LOCAL = frozenset(
+    {
+        "results_exposures_snapshot",
+        "results_visitor_conversions_snapshot",
+        "results_sessions_snapshot",
+    }
+)
 LOCAL_SUFFIX = "_local"
 DEDUP_WINDOW_BLOCKS = 1000
 DEDUP_WINDOW_SECONDS = 7 * 24 * 3600
@@ -64,6 +75,7 @@ _NON_REPLICATED_WINDOW = re.compile(r"non_replicated_deduplication_window = \d+"
 _ALTER = re.compile(r"^ALTER TABLE (\w+) ")
 _VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+) AS\b")
 _MATERIALIZED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+) AS\b")
+_REFRESHED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)(\s+REFRESH\b)")
 _SOURCE = re.compile(r"\bFROM (\w+)\b")
 
 
@@ -106,6 +118,8 @@ def rewrite(statement: str, layout: Layout) -> list[str]:
     if not layout.cluster:
         return [statement]
     if match := _CREATE_TABLE.match(statement):
+        if match.group(1) in NODE_LOCAL:
+            return [_on_cluster(statement, match.end(1), layout)]
         return _create_table(statement, match.group(1), layout)
     if match := _ALTER.match(statement):
         name = match.group(1)
@@ -115,6 +129,8 @@ def rewrite(statement: str, layout: Layout) -> list[str]:
     if match := _VIEW.match(statement):
         name = match.group(1)
         return [f"CREATE OR REPLACE VIEW {name}{layout.on_cluster} AS{statement[match.end() :]}"]
+    if match := _REFRESHED.match(statement):
+        return [_on_cluster(statement, match.end(1), layout)]
     if match := _MATERIALIZED.match(statement):
         name, target = match.groups()
         if target in SHARDED:
@@ -124,6 +140,11 @@ def rewrite(statement: str, layout: Layout) -> list[str]:
         head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{layout.on_cluster} TO {target} AS"
         return [head + body]
     raise ValueError(f"no cluster form known for: {statement[:80]!r}")
+
+
+def _on_cluster(statement: str, at: int, layout: Layout) -> str:
+    """`statement` with ON CLUSTER after its object's name (which ends at `at`)."""
+    return statement[:at] + layout.on_cluster + statement[at:]
 
 
 def _create_table(statement: str, name: str, layout: Layout) -> list[str]:

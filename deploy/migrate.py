@@ -88,9 +88,10 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
             )
             applied.append(path.name)
         if BACKFILLED - before and before and int(client.query(_RAW_ROWS).result_rows[0][0]):
-            from deploy.aggregates import Scope, rebuild  # it reads this module's files
+            from deploy.aggregates import Scope, rebuild, refresh_snapshots  # reads the files
 
             rebuild(client, Scope())
+            refresh_snapshots(client)
         return applied
     finally:
         if own:

@@ -98,7 +98,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             for scope in chosen:
                 aggregates.rebuild(client, scope)
                 print(f"rebuilt {_name(scope)}")
-            print(f"{len(chosen)} rebuilt")
+            if chosen:
+                aggregates.refresh_snapshots(client)
+            print(f"{len(chosen)} rebuilt" + ("; results snapshots refreshed" if chosen else ""))
             return 0
         differ = 0
         for scope in chosen:

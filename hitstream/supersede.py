@@ -213,8 +213,11 @@ class RebuildFailed(RuntimeError):
 
 
 def rebuild_touched(client: Client, touched: set[aggregates.Scope]) -> None:
-    """Rebuild the results aggregates of each experiment in `touched` from the raw tables."""
+    """Rebuild the results aggregates of each experiment in `touched` from the raw tables, then
+    refresh the results snapshots once."""
     left = sorted(touched, key=lambda s: (s.tenant, s.experiment))
+    if not left:
+        return
     while left:
         try:
             aggregates.rebuild(client, left[0])
@@ -227,6 +230,7 @@ def rebuild_touched(client: Client, touched: set[aggregates.Scope]) -> None:
                 f"rebuilding the results aggregates failed ({exc}); run: {commands}"
             ) from exc
         left.pop(0)
+    aggregates.refresh_snapshots(client)
 
 
 async def settle(

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import aiohttp
 from tqdm import tqdm
 
+from deploy.aggregates import refresh_snapshots
 from deploy.clickhouse_client import connect
 from deploy.local.stack import STATE
 from deploy.migrate import migrate
@@ -145,6 +146,7 @@ def wait_for_rows(settings: Settings, tenant: str, hits: list[Hit], timeout: flo
             }  # fmt: skip
             bar.update(sum(min(counts[t], n) for t, n in wanted.items()) - bar.n)
             if all(counts[t] >= n for t, n in wanted.items()):
+                refresh_snapshots(client)  # the page reads the snapshot: take it now
                 return
             if time.monotonic() > deadline:
                 raise SystemExit(f"rows did not land in {timeout:.0f} s: {counts} of {wanted}")

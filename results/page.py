@@ -14,7 +14,7 @@ from results.chart import COLORS, chart_svg
 from results.corrections import METHODS
 from results.html import badge, esc, figure, fmt, layout, path_of
 from results.overview import age_text, banner
-from results.table import CORRECTIONS, footer, goal_title, notes
+from results.table import CORRECTIONS, footer, goal_title, notes, snapshot_age
 
 AXIS_LIMIT = (-1.0, 3.0)  # relative lift axis at most -100% .. +300%
 
@@ -258,6 +258,19 @@ def slices_section(doc: dict[str, Any]) -> str:
     )
 
 
+def source_link(doc: dict[str, Any], tenant: str, experiment: str, query: str) -> str:
+    """The figures' source; from the snapshot, with a link to the same page with live figures."""
+    source = doc.get("source") or {}
+    if source.get("name") != "snapshot":
+        return '<span id="source">live figures</span>'
+    when = snapshot_age(source["age_s"])
+    live = path_of("results", tenant, experiment) + "?" + "&".join(filter(None, [query, "live=1"]))
+    return (
+        f'<span id="source" title="{esc(source["taken_at"])}">snapshot of {esc(when)} ago '
+        f'<a href="{esc(live)}">live</a></span>'
+    )
+
+
 def render(
     doc: dict[str, Any], row: dict[str, Any] | None, dimensions: dict[str, list[str]], query: str
 ) -> str:
@@ -274,6 +287,7 @@ def render(
         f'<span id="freshness">newest hit {esc(age_text(fresh.get("age_s")))}'
         f"{' ago' if fresh.get('age_s') is not None else ''} "
         f"{badge(fresh.get('level', 'empty'))}</span>",
+        source_link(doc, tenant, experiment, query),
     ]
     alerts = "".join(f'<li class="{level}">{esc(text)}</li>' for level, text in banner(doc))
     goals = "".join(goal_section(doc, goal, gi) for gi, goal in enumerate(doc["goals"]))

@@ -1,6 +1,8 @@
-"""Per-variation aggregates of one experiment, read from the results views (004_results_views.sql)
-or, by default, from the per-visitor aggregates (007_results_aggregates.sql): the same report SQL
-over views with the same columns (`Source`), so both paths give the same figures.
+"""Per-variation aggregates of one experiment, read from the results views (004_results_views.sql),
+from the per-visitor aggregates (007_results_aggregates.sql), or from their snapshots, stored
+whole every minute (008_results_snapshots.sql; what reports read unless asked for live figures):
+the same report SQL over views or tables with the same columns (`Source`), so every path gives
+the same figures (the snapshots: as of when they were taken).
 
 Every query is a constant string; the tenant, experiment, goals and slice travel as `{name:Type}`
 binds (ClickHouse substitutes them server-side), never formatted into the SQL. A slice is any
@@ -19,6 +21,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from deploy.aggregates import snapshot_taken
 from results.ratio import RatioMoments
 from results.slices import SliceCounts
 from results.stats import Moments
@@ -39,6 +42,31 @@ RAW = Source("results_exposures", "results_visitor_conversions", "results_sessio
 AGGREGATES = Source(
     "results_exposures_agg", "results_visitor_conversions_agg", "results_sessions_agg"
 )
+SNAPSHOTS = Source(  # the aggregate views stored whole every minute (008_results_snapshots.sql)
+    "results_exposures_snapshot",
+    "results_visitor_conversions_snapshot",
+    "results_sessions_snapshot",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a report reads: the snapshots, taken at `taken_at`, or the live aggregate views."""
+
+    source: Source
+    taken_at: dt.datetime | None = None
+
+    def as_dict(self, now: dt.datetime) -> dict[str, Any]:
+        if self.taken_at is None:
+            return {"name": "live", "taken_at": None, "age_s": None}
+        age = max(0.0, (now - self.taken_at).total_seconds())
+        return {"name": "snapshot", "taken_at": self.taken_at.isoformat(), "age_s": age}
+
+
+def reading(client: Client, live: bool) -> Reading:
+    """The snapshots, unless `live` is asked for or no snapshot has been taken yet."""
+    taken = None if live else snapshot_taken(client)
+    return Reading(SNAPSHOTS, taken) if taken is not None else Reading(AGGREGATES)
 
 
 def over(sql: str, source: Source) -> str:

@@ -3,7 +3,8 @@
 hitstream results 87654321 --tenant 1234567 [--goal 555] [--slice device_type=mobile]
     [--slice 983745985=gc] [--include-bots] [--include-multi] [--alpha 0.05]
     [--correction holm|bh|none] [--prior-sd 0.3] [--target-lift 0.05] [--power 0.8]
-    [--cap-cents 50000] [--cap-percentile 0.99] [--by device_type|browser|KEY [--top 5]] [--json]
+    [--cap-cents 50000] [--cap-percentile 0.99] [--by device_type|browser|KEY [--top 5]] [--live]
+    [--json]
 
 Per variation versus the control: frequentist (z-test, Welch, always-valid mSPRT, CUPED) with
 p-values adjusted across variations x goals (--correction), Bayesian (chance to beat control,
@@ -12,12 +13,15 @@ effect today, and the days to detect --target-lift at today's traffic). Revenue 
 be capped (winsorized) at an absolute amount or at a percentile of the goal's converters,
 computed in ClickHouse. --by breaks the results down by the device type, the browser family
 or a dimension: the top values by visitors plus "other", each with its own sample-ratio check.
+The figures come from the results snapshot, taken every minute (the document's `source` says
+when), or with --live from the live aggregates (a few seconds at 10 million events).
 
 examples:
   hitstream results 87654321 --tenant 1234567
   hitstream results 87654321 --tenant 1234567 --goal 555 --slice device_type=mobile
   hitstream results 87654321 --tenant 1234567 --slice 983745985=gc --goal 555 --goal 556
   hitstream results 87654321 --tenant 1234567 --json > results.json
+  hitstream results 87654321 --tenant 1234567 --live
   hitstream results 87654321 --tenant 1234567 --include-bots --include-multi --alpha 0.01
   hitstream results 87654321 --tenant 1234567 --correction bh
   hitstream results 87654321 --tenant 1234567 --correction none --prior-sd 0.3
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +49,15 @@ from deploy.clickhouse_client import connect
 from results import corrections, power, slices, stats
 from results.analysis import Options, correct, days_of_traffic, extend_row, flag_guardrails
 from results.overview import sample_ratio
-from results.query import Aggregates, Filters, GoalCounts, empty_counts, read, read_slices
+from results.query import (
+    Aggregates,
+    Filters,
+    GoalCounts,
+    empty_counts,
+    read,
+    read_slices,
+    reading,
+)
 from results.slices import SliceCounts
 from results.table import render
 from schemas.settings import Settings
@@ -224,6 +237,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument(
         "--top", type=int, default=5, help="slices: the N values with the most visitors (5)"
     )
+    parser.add_argument(
+        "--live", action="store_true", help="the live aggregates, not the last minute's snapshot"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
 
 
@@ -238,13 +254,15 @@ def document(
     """The results document; `done()` after each of its `steps(options)` steps."""
     client = connect(settings)
     try:
-        agg = read(client, tenant, experiment, filters)
+        where = reading(client, options.live)
+        agg = read(client, tenant, experiment, filters, where.source)
         done()
         by = None
         if options.by:
-            by = read_slices(client, tenant, experiment, filters, options.by)
+            by = read_slices(client, tenant, experiment, filters, options.by, where.source)
             done()
         found = analyse(agg, filters, options, by)
+        found["source"] = where.as_dict(dt.datetime.now(dt.UTC))
         done()
         return found
     finally:
@@ -269,6 +287,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         options = Options.from_settings(
             settings, alpha=args.alpha, correction=args.correction, prior_sd=args.prior_sd,
             target_lift=args.target_lift, power=args.power, by=args.by, top=args.top,
+            live=args.live,
         )  # fmt: skip
         options.check()
     except ValueError as exc:

@@ -169,6 +169,18 @@ def _order_note(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def source_text(source: dict[str, Any] | None) -> str:
+    """Where the figures come from: the results snapshot (and when it was taken) or live."""
+    if not source or source["name"] != "snapshot":
+        return "figures from the live aggregates"
+    when = snapshot_age(source["age_s"])
+    return f"figures from the results snapshot taken {when} ago ({source['taken_at']})"
+
+
+def snapshot_age(age_s: float) -> str:
+    return f"{age_s:.0f} s" if age_s < 120 else f"{age_s / 60:.0f} min"
+
+
 def footer(doc: dict[str, Any]) -> list[str]:
     srm = doc["srm"]
     verdict = "MISMATCH: do not trust these results" if srm["mismatch"] else "ok"
@@ -185,6 +197,8 @@ def footer(doc: dict[str, Any]) -> list[str]:
     for item in doc["sessions"]:
         per = ", ".join(f"{v} {n}" for v, n in item["sessions"].items())
         lines.append(f"sessions with {item['event']}: {per}")
+    if "source" in doc:
+        lines.append(source_text(doc["source"]))
     return lines
 
 

@@ -9,9 +9,11 @@ GET /results/{tenant}/{experiment}?... the experiment page: health banner, fresh
 GET /api/results, /api/results/{tenant}    the same indexes as JSON
 GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&include_multi=1
         &alpha=0.05&correction=holm|bh|none&prior_sd=0.3&target_lift=0.05&power=0.8
-        &cap_cents=50000&cap_percentile=0.99&by=device_type&top=5
+        &cap_cents=50000&cap_percentile=0.99&by=device_type&top=5&live=1
     the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
-    plus `freshness` (the age of the tenant's newest stored hit); the page shows these numbers
+    plus `freshness` (the age of the tenant's newest stored hit); the page shows these numbers.
+    Its `source` says whether they come from the results snapshot (taken every minute, and
+    when) or, with live=1 or before the first snapshot, from the live aggregates.
 
 Every route needs the read key HITS_RESULTS_KEY unless the server is bound to loopback and no
 key is set (results/access.py). ClickHouse comes from the HITS_* settings.
@@ -35,7 +37,7 @@ from results import listing as listing_page
 from results.access import is_loopback
 from results.analysis import Options
 from results.html import path_of
-from results.query import Filters, read, read_slices
+from results.query import Filters, read, read_slices, reading
 from results.report import analyse, to_json
 from schemas.settings import Settings, load_settings
 
@@ -56,6 +58,7 @@ def filters_from(query: Any, settings: Settings) -> tuple[Filters, Options]:
         prior_sd=_float(query, "prior_sd"), target_lift=_float(query, "target_lift"),
         power=_float(query, "power"), by=query.get("by"),
         top=int(query["top"]) if "top" in query else None,
+        live=query.get("live", "").lower() in _TRUE,
     )  # fmt: skip
     options.check()
     filters = Filters.parse_slices(
@@ -84,10 +87,15 @@ def report(
     client: Client, tenant: str, experiment: str, filters: Filters, options: Options
 ) -> dict[str, Any]:
     """The experiment's results document with the tenant's freshness: what the API serves."""
-    aggregates = read(client, tenant, experiment, filters)
-    by = read_slices(client, tenant, experiment, filters, options.by) if options.by else None
+    where = reading(client, options.live)
+    aggregates = read(client, tenant, experiment, filters, where.source)
+    by = None
+    if options.by:
+        by = read_slices(client, tenant, experiment, filters, options.by, where.source)
     document = analyse(aggregates, filters, options, by)
-    document["freshness"] = overview.freshness(catalog.freshness(client, tenant), _now())
+    now = _now()
+    document["source"] = where.as_dict(now)
+    document["freshness"] = overview.freshness(catalog.freshness(client, tenant), now)
     return document
 
 

@@ -202,11 +202,12 @@ FROM
         tenant,
         visitor_id,
         goal_id,
-        arrayMap(c -> c.2, conversions) AS times,
-        arrayMap(c -> toInt128(c.3), conversions) AS cents
+        conversions.2 AS times,
+        CAST(conversions.3, 'Array(Int128)') AS cents
     FROM visitor_conversions FINAL
 ) AS c
-INNER JOIN results_exposures_agg AS x ON x.tenant = c.tenant AND x.visitor_id = c.visitor_id;
+INNER JOIN results_exposures_agg AS x ON x.tenant = c.tenant AND x.visitor_id = c.visitor_id
+SETTINGS join_algorithm = 'partial_merge';
 
 CREATE OR REPLACE VIEW results_sessions_agg AS
 SELECT
@@ -218,9 +219,14 @@ SELECT
     e.event_name AS event_name,
     e.device_type AS device_type,
     e.dimensions AS dimensions,
-    toUInt8(e.bot_agent = 1 OR x.is_bot = 1) AS is_bot,
-    toUInt8(x.is_multi = 1 OR (x.visitor_id != '' AND x.variation_id != e.variation_id))
-        AS is_multi
+    toUInt8(e.bot_agent = 1 OR x.bot = 1) AS is_bot,
+    toUInt8(x.min_variation != x.max_variation
+            OR (x.visitor_id != '' AND x.min_variation != e.variation_id)) AS is_multi
 FROM visitor_sessions AS e FINAL
-LEFT JOIN results_exposures_agg AS x
-    ON x.tenant = e.tenant AND x.experiment_id = e.experiment_id AND x.visitor_id = e.visitor_id;
+LEFT JOIN
+(
+    SELECT tenant, experiment_id, visitor_id, min_variation, max_variation, bot
+    FROM visitor_exposures FINAL
+) AS x
+    ON x.tenant = e.tenant AND x.experiment_id = e.experiment_id AND x.visitor_id = e.visitor_id
+SETTINGS join_algorithm = 'partial_merge';

@@ -129,7 +129,7 @@ def test_the_command_checks_and_rebuilds_by_experiment_and_time_range(
         hits_settings, command, "aggregates", "rebuild", "--tenant", TENANT, "--from", since,
         "--to", until,
     )  # fmt: skip
-    assert (code, out.splitlines()[-1]) == (0, "1 rebuilt"), out
+    assert (code, out.splitlines()[-1]) == (0, "1 rebuilt; results snapshots refreshed"), out
     assert cli(hits_settings, command, "aggregates", "check", *scope)[0] == 0
     # Nothing of the tenant in another range: nothing to rebuild.
     code, out = cli(

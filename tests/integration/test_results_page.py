@@ -20,6 +20,7 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from deploy.aggregates import refresh_snapshots
 from deploy.local import services
 from deploy.local.ports import free_port, port_open, wait_until
 from schemas.settings import Settings, to_environ
@@ -43,6 +44,7 @@ def loaded(clickhouse: Client) -> Client:
         column_names=["tenant", "experiment_id", "variation_id", "visitor_id", "impression_id",
                       "event_id", "occurred_at", "received_at"],
     )  # fmt: skip
+    refresh_snapshots(clickhouse)
     return clickhouse
 
 

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from deploy.clickhouse_ddl import (
+    NODE_LOCAL,
     SHARDED,
     Layout,
     rewrite,
@@ -38,7 +39,7 @@ def _file_tables() -> dict[str, str]:
     return found
 
 
-TABLES = sorted([*_file_tables(), "schema_migrations"])
+TABLES = sorted([*(set(_file_tables()) - NODE_LOCAL), "schema_migrations"])
 
 
 def _create(layout: Layout, name: str) -> str:
@@ -134,7 +135,8 @@ def test_views_run_on_the_cluster_and_read_the_distributed_names() -> None:
 def _materialized(layout: Layout) -> dict[str, str]:
     found = {}
     for statement in plan(layout):
-        if match := re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)", statement):
+        match = re.match(r"CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)", statement)
+        if match and "\nREFRESH " not in statement:  # the results snapshots' refreshes: below
             found[match.group(1)] = statement
     return found
 
@@ -155,6 +157,26 @@ def test_materialized_views_read_each_shards_local_rows_into_a_full_replica() ->
         assert f"'/clickhouse/tables/all/hs/{target}'" in _create(SHARDED_LAYOUT, target)
     with pytest.raises(ValueError, match="target events is sharded"):
         rewrite("CREATE MATERIALIZED VIEW IF NOT EXISTS m TO events AS\nSELECT 1", REPLICATED)
+
+
+@pytest.mark.parametrize("layout", [REPLICATED, SHARDED_LAYOUT])
+def test_the_results_snapshots_are_plain_tables_on_every_node(layout: Layout) -> None:
+    assert {n for n in _file_tables() if n.endswith("_snapshot")} == NODE_LOCAL and NODE_LOCAL
+    for name in NODE_LOCAL:
+        ddl = _create(layout, name)
+        assert ddl.startswith(f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER `prod`\n"), ddl
+        assert "ENGINE = MergeTree ORDER BY (tenant, experiment_id" in ddl
+        assert "Replicated" not in ddl and "Distributed" not in ddl
+        refresh = name.removesuffix("_snapshot") + "_refresh"
+        [view] = [
+            s
+            for s in plan(layout)
+            if s.startswith(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {refresh} ")
+        ]
+        assert view.startswith(
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {refresh} ON CLUSTER `prod`\n"
+            f"REFRESH EVERY 1 MINUTE TO {name} AS\n"
+        ), view
 
 
 def test_a_statement_of_unknown_form_is_refused_on_a_cluster() -> None:

@@ -11,7 +11,7 @@ from multidict import MultiDict
 
 from results import bayes, corrections, power, report, slices, table
 from results.analysis import Options
-from results.query import Aggregates, Filters, GoalCounts
+from results.query import AGGREGATES, Aggregates, Filters, GoalCounts, Reading
 from results.ratio import RatioMoments
 from results.slices import SliceCounts
 from results.stats import Moments
@@ -218,8 +218,10 @@ def test_document_reports_each_of_its_steps(by: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(report, "connect", lambda settings: Client())
     monkeypatch.setattr(report, "read", lambda *args: calls.append("read") or AGG)
     monkeypatch.setattr(report, "read_slices", lambda *args: calls.append("slices") or None)
+    monkeypatch.setattr(report, "reading", lambda client, live: Reading(AGGREGATES))
     options = Options(by=by)
     settings = load_settings({})
     doc = report.document(settings, "1", "e", Filters(), options, lambda: calls.append("+"))
     assert doc["goals"] and calls.count("+") == report.steps(options)
     assert calls[-1] == "close" and calls[-2] == "+"  # the last step is done once all is read
+    assert doc["source"] == {"name": "live", "taken_at": None, "age_s": None}

@@ -16,11 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from results import access, listing, overview, page
 from results.analysis import Options
 from results.catalog import Experiment, Freshness
-from results.query import Aggregates, Filters, GoalCounts
+from results.query import AGGREGATES, SNAPSHOTS, Aggregates, Filters, GoalCounts, Reading
 from results.ratio import RatioMoments
 from results.report import analyse, to_json
 from results.slices import SliceCounts
 from results.stats import Moments
+from results.table import render
 from tests.unit.page_figures import check, figures
 
 NOW = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
@@ -306,3 +307,19 @@ def test_slice_form_keeps_one_slice_and_never_resends_several_as_one() -> None:
     both = page.controls(document(slice=(("s1", "gc"),), device_type="mobile"), {})
     assert '<option value="" selected disabled>s1=gc &amp; device_type=mobile</option>' in both
     assert 'value="s1=gc' not in both
+
+
+def test_the_page_and_the_table_say_where_the_figures_come_from() -> None:
+    taken = NOW - dt.timedelta(seconds=42)
+    doc = document()
+    doc["source"] = Reading(SNAPSHOTS, taken).as_dict(NOW)
+    assert doc["source"] == {"name": "snapshot", "taken_at": taken.isoformat(), "age_s": 42.0}
+    html = page.render(doc, None, {}, "goal=g")
+    assert 'id="source"' in html and "snapshot of 42 s ago" in html
+    assert 'href="/results/t1/e1?goal=g&amp;live=1">live</a>' in html
+    assert f"figures from the results snapshot taken 42 s ago ({taken.isoformat()})" in render(doc)
+    doc["source"] = Reading(AGGREGATES).as_dict(NOW)
+    assert '<span id="source">live figures</span>' in page.render(doc, None, {}, "")
+    assert "figures from the live aggregates" in render(doc)
+    doc["source"] = Reading(SNAPSHOTS, NOW - dt.timedelta(minutes=30)).as_dict(NOW)
+    assert "snapshot of 30 min ago" in page.render(doc, None, {}, "")
