@@ -90,11 +90,13 @@ _FAUST_LEVELS = {
 
 def run_worker() -> None:
     from pipeline.app import create_app
+    from pipeline.changelogs import create_changelogs
     from pipeline.restore import restore_missing
 
     settings = settings_or_exit()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
+    create_changelogs(settings, app.tables.values())  # before Faust: it would race its consumer
     restore_missing(settings, app.tables.values())  # bulk rebuild of lost table partitions
     # Faust sets the logging up again when the worker starts: with our handler and formatter.
     app.conf.logging_config = logging_config(settings)
