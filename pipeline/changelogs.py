@@ -4,9 +4,10 @@ Left to Faust, a table's changelog topic is created as the worker starts, a mome
 consumer joins the group. A broker that has not caught up with the new topic yet reports it
 without partitions; the group leader's consumer then records 0 partitions for it, and the first
 table write of an agent raises `PartitionsMismatch` (source topic 4 partitions, changelog 0).
-That happened once in a benchmark on a loaded machine: the alarm agent crashed at start. Created
-here, with Faust's own names and configs, and waited for until the brokers show every partition,
-the topics are simply found by Faust.
+That is the likely cause of the one such crash seen (a benchmark on a loaded machine: the alarm
+agent at start; not reproduced on a quiet one). Created here, with Faust's own names and
+configs, and waited for until the brokers show every partition, the topics are simply found by
+Faust.
 
 Nothing here stops a start: when Kafka does not answer, Faust creates the topics as before; a
 changelog with another partition count than its table is logged as a warning (its agent then
