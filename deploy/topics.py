@@ -91,10 +91,9 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
     await admin.start()
     try:
         new = new_topics(settings, set(await admin.list_topics()))
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):  # concurrently: checked below
-                await admin.create_topics(new, timeout_ms=30000)
-        found = await _describe(admin, [settings.topic(spec.name) for spec in TOPICS])
+        found = await _create_and_describe(
+            admin, new, [settings.topic(spec.name) for spec in TOPICS]
+        )
     finally:
         await admin.close()
     wrong = {
@@ -108,6 +107,35 @@ async def ensure_topics(settings: Settings) -> dict[str, int]:
             f"topics with a partition count other than {settings.partitions}: {wrong}"
         )
     return {name: topic.partitions for name, topic in found.items()}
+
+
+async def ensure_changelogs(settings: Settings, wanted: list[NewTopic]) -> list[str]:
+    """Create those of the worker's changelog topics `wanted` that are missing, wait until the
+    brokers show every partition of each, and return each one whose partition count differs
+    from the one asked for (a line per topic, for the caller to log)."""
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [topic for topic in wanted if topic.name not in existing]
+        found = await _create_and_describe(admin, new, [topic.name for topic in wanted])
+    finally:
+        await admin.close()
+    return [
+        f"{topic.name}: {found[topic.name].partitions if topic.name in found else 0} partitions,"
+        f" the table has {topic.num_partitions}"
+        for topic in wanted
+        if topic.name not in found or found[topic.name].partitions != topic.num_partitions
+    ]
+
+
+async def _create_and_describe(
+    admin: AIOKafkaAdminClient, new: list[NewTopic], names: list[str]
+) -> dict[str, Found]:
+    if new:
+        with contextlib.suppress(TopicAlreadyExistsError):  # concurrently: the caller checks
+            await admin.create_topics(new, timeout_ms=30000)
+    return await _describe(admin, names)
 
 
 async def check_topics(settings: Settings) -> list[str]:

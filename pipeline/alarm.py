@@ -32,6 +32,7 @@ from clickhouse_connect.driver.client import Client
 from deploy.clickhouse_client import connect
 from deploy.refreshed import Refreshed
 from pipeline import exposures, metrics, srm
+from pipeline.crash import exit_on_crash
 from pipeline.gaps import OffsetWatch, guard
 from schemas.settings import Settings
 from schemas.topics import ALERTS, EXPOSURES
@@ -81,6 +82,7 @@ def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
     alpha, min_deviation = settings.srm_alpha, settings.srm_min_deviation
 
     @app.agent(exposures_topic, concurrency=1)
+    @exit_on_crash
     async def srm_check(stream: faust.StreamT[bytes]) -> None:
         async for record in stream.events():
             guard(app, watch, record)

@@ -5,7 +5,8 @@
                         \\--> hits.triggers (Octeth), hits.dlq (dead letters' history)
 
 Every table is co-partitioned with `hits.raw`, so one agent decides a hit with all its state in
-one place. Agents run with concurrency 1 (Faust #606). Only wiring lives here: decisions are in
+one place. Agents run with concurrency 1 (Faust #606), and an exception out of one ends the
+worker (`pipeline.crash`: its supervisor starts it again). Only wiring lives here: decisions are in
 `pipeline.decide`, the batch and its acks in `pipeline.stage`.
 """
 
@@ -20,6 +21,7 @@ import faust
 
 from deploy.clickhouse_client import connect
 from pipeline import alarm, identity, monitor, seen, sessions
+from pipeline.crash import exit_on_crash
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
 from pipeline.expiry import Expiry
@@ -107,6 +109,7 @@ def create_app(settings: Settings) -> faust.App:
     )
 
     @app.agent(topic(RAW), concurrency=1)
+    @exit_on_crash
     async def process(stream: faust.StreamT[bytes]) -> None:
         stage.stream = stream
         stream.enable_acks = False  # acked by `stage.flush`, after ClickHouse confirmed

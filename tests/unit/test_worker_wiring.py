@@ -62,3 +62,57 @@ def test_changelog_topics_take_the_replication_factor_of_the_settings(
     assert app.tables
     for table in app.tables.values():  # no replicas of its own: Faust declares it with the app's
         assert table.changelog_topic.replicas is None
+
+
+def test_the_changelog_topics_are_created_before_faust_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Left to Faust, a changelog topic is created a moment before its consumer reads the
+    metadata, which may not show it yet: the first table write then raised PartitionsMismatch
+    (pipeline/changelogs.py). The worker creates them first, then restores, then starts Faust."""
+    from pipeline import worker
+
+    calls: list[str] = []
+
+    class App:
+        def __init__(self) -> None:
+            self.tables = {"srm": "the srm table"}
+            self.conf = type("Conf", (), {})()
+
+        def main(self) -> None:
+            calls.append("faust")
+
+    monkeypatch.setattr("pipeline.app.create_app", lambda settings: App())
+    monkeypatch.setattr(
+        "pipeline.changelogs.create_changelogs",
+        lambda settings, tables: calls.append(f"changelogs {list(tables)}"),
+    )
+    monkeypatch.setattr(
+        "pipeline.restore.restore_missing", lambda settings, tables: calls.append("restore")
+    )
+    monkeypatch.setattr(worker, "settings_or_exit", Settings)
+    monkeypatch.setattr("pathlib.Path.mkdir", lambda *args, **kwargs: None)
+    monkeypatch.setattr("sys.argv", ["worker"])
+    worker.run_worker()
+    assert calls == ["changelogs ['the srm table']", "restore", "faust"]
+
+
+def test_the_changelog_topics_are_declared_as_faust_declares_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import app as worker_app
+    from pipeline.changelogs import changelog_topics
+
+    monkeypatch.setattr("pipeline.monitor.install", lambda app: None)  # metrics register once
+    settings = replace(Settings(), data_dir=str(tmp_path / "worker"), app_id="shop", partitions=12)
+    app = worker_app.create_app(settings)
+    topics = changelog_topics(app.tables.values(), replication_factor=3)
+    assert {t.name for t in topics} == {
+        "shop-seen-changelog",
+        "shop-sessions-changelog",
+        "shop-octeth_conversions-changelog",
+        "shop-srm-changelog",
+    }
+    for topic in topics:  # compacted, a partition per raw partition, the settings' replicas
+        assert (topic.num_partitions, topic.replication_factor) == (12, 3)
+        assert topic.topic_configs == {"cleanup.policy": "compact"}
