@@ -23,6 +23,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from deploy import clickhouse_ddl
 from deploy.clickhouse_ddl import DDL_DIR, statements
 
 DDL_FILE = DDL_DIR / "007_results_aggregates.sql"
@@ -179,11 +180,7 @@ def in_range(client: Client, tenant: str, since: dt.datetime, until: dt.datetime
 
 
 # The refreshable materialized views of 008_results_snapshots.sql, each filling one snapshot.
-SNAPSHOT_REFRESHES = (
-    "results_exposures_refresh",
-    "results_visitor_conversions_refresh",
-    "results_sessions_refresh",
-)
+SNAPSHOT_REFRESHES = tuple(clickhouse_ddl.SNAPSHOT_REFRESHES.values())
 # When the oldest of the snapshots was taken (epoch seconds), 0 until each has been refreshed.
 SNAPSHOT_TAKEN_SQL = """SELECT if(count() = length({views:Array(String)})
   AND countIf(last_success_time IS NULL) = 0, toUnixTimestamp(min(last_success_time)), 0)

@@ -51,14 +51,14 @@ SHARDED = frozenset(
     {"events", "impressions", "conversions", "dead_letters", "identities", "octeth_properties"}
 )
 SHARDING_KEY = "src_partition"
-# The results snapshots (008_results_snapshots.sql): one plain copy per node, never replicated.
-NODE_LOCAL = frozenset(
-    {
-        "results_exposures_snapshot",
-        "results_visitor_conversions_snapshot",
-        "results_sessions_snapshot",
-    }
-)
+# The results snapshots (008_results_snapshots.sql): each table and the refreshable materialized
+# view that fills it; one plain copy per node, never replicated.
+SNAPSHOT_REFRESHES = {
+    "results_exposures_snapshot": "results_exposures_refresh",
+    "results_visitor_conversions_snapshot": "results_visitor_conversions_refresh",
+    "results_sessions_snapshot": "results_sessions_refresh",
+}
+NODE_LOCAL = frozenset(SNAPSHOT_REFRESHES)
 LOCAL_SUFFIX = "_local"
 DEDUP_WINDOW_BLOCKS = 1000
 DEDUP_WINDOW_SECONDS = 7 * 24 * 3600
@@ -178,6 +178,18 @@ def _create_table(statement: str, name: str, layout: Layout) -> list[str]:
             f"{SHARDING_KEY})"
         )
     return created
+
+
+def snapshot_schedule(every_s: int, layout: Layout) -> list[str]:
+    """The statements that make every results snapshot refresh each `every_s` seconds
+    (`HITS_RESULTS_SNAPSHOT_EVERY_S`, applied by `migrate` after the files)."""
+    return [
+        statement
+        for view in SNAPSHOT_REFRESHES.values()
+        for statement in rewrite(
+            f"ALTER TABLE {view} MODIFY REFRESH EVERY {every_s} SECOND", layout
+        )
+    ]
 
 
 def session_settings(settings: Settings) -> dict[str, str]:

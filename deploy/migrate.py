@@ -6,7 +6,8 @@ files, with their checksums, were applied when. With `HITS_CLICKHOUSE_CLUSTER` e
 first rewritten for the cluster (`deploy.clickhouse_ddl`); `--print` shows the statements
 without running them. When a file that adds materialized views (`BACKFILLED`) is applied for the
 first time to tables that already hold rows, their aggregates are filled from those rows
-(`deploy.aggregates.rebuild`): a materialized view only sees rows inserted after it.
+(`deploy.aggregates.rebuild`): a materialized view only sees rows inserted after it. Last, the
+results snapshots are set to refresh every `HITS_RESULTS_SNAPSHOT_EVERY_S` seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from deploy.clickhouse_ddl import (
     create_database,
     migrations_table,
     rewrite,
+    snapshot_schedule,
     statements,
 )
 from schemas.settings import Settings, load_settings
@@ -87,6 +89,8 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
                 column_names=["version", "name", "checksum"],
             )
             applied.append(path.name)
+        for statement in snapshot_schedule(settings.results_snapshot_every_s, layout):
+            client.command(statement)
         if BACKFILLED - before and before and int(client.query(_RAW_ROWS).result_rows[0][0]):
             from deploy.aggregates import Scope, rebuild, refresh_snapshots  # reads the files
 
@@ -101,7 +105,9 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
 def run(settings: Settings, print_only: bool = False) -> int:
     """`python -m deploy.migrate` and `hitstream migrate`: apply the DDL, or print it only."""
     if print_only:
-        print(";\n\n".join(plan(Layout.of(settings))) + ";")
+        layout = Layout.of(settings)
+        every = snapshot_schedule(settings.results_snapshot_every_s, layout)
+        print(";\n\n".join([*plan(layout), *every]) + ";")
         return 0
     for name in migrate(settings):
         print(f"applied {name} to {settings.clickhouse_database}")

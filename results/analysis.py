@@ -29,7 +29,7 @@ class Options:
     power: float = power.POWER
     by: str = ""  # slices: device_type, browser or a dimension key ("": none)
     top: int = 5  # slices: the values with the most visitors, the rest as "other"
-    live: bool = False  # read the live aggregates, not the snapshot of the last minute
+    live: bool = False  # read the live aggregates, not the latest snapshot
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Options:

@@ -1,8 +1,8 @@
 """Per-variation aggregates of one experiment, read from the results views (004_results_views.sql),
 from the per-visitor aggregates (007_results_aggregates.sql), or from their snapshots, stored
-whole every minute (008_results_snapshots.sql; what reports read unless asked for live figures):
-the same report SQL over views or tables with the same columns (`Source`), so every path gives
-the same figures (the snapshots: as of when they were taken).
+whole every few minutes (008_results_snapshots.sql; what reports read unless asked for live
+figures): the same report SQL over views or tables with the same columns (`Source`), so every
+path gives the same figures (the snapshots: as of when they were taken).
 
 Every query is a constant string; the tenant, experiment, goals and slice travel as `{name:Type}`
 binds (ClickHouse substitutes them server-side), never formatted into the SQL. A slice is any
@@ -42,7 +42,7 @@ RAW = Source("results_exposures", "results_visitor_conversions", "results_sessio
 AGGREGATES = Source(
     "results_exposures_agg", "results_visitor_conversions_agg", "results_sessions_agg"
 )
-SNAPSHOTS = Source(  # the aggregate views stored whole every minute (008_results_snapshots.sql)
+SNAPSHOTS = Source(  # the aggregate views stored whole periodically (008_results_snapshots.sql)
     "results_exposures_snapshot",
     "results_visitor_conversions_snapshot",
     "results_sessions_snapshot",

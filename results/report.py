@@ -13,8 +13,9 @@ effect today, and the days to detect --target-lift at today's traffic). Revenue 
 be capped (winsorized) at an absolute amount or at a percentile of the goal's converters,
 computed in ClickHouse. --by breaks the results down by the device type, the browser family
 or a dimension: the top values by visitors plus "other", each with its own sample-ratio check.
-The figures come from the results snapshot, taken every minute (the document's `source` says
-when), or with --live from the live aggregates (a few seconds at 10 million events).
+The figures come from the results snapshot, taken every HITS_RESULTS_SNAPSHOT_EVERY_S seconds
+(the document's `source` says when), or with --live from the live aggregates (a few seconds at
+10 million events).
 
 examples:
   hitstream results 87654321 --tenant 1234567
@@ -238,7 +239,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--top", type=int, default=5, help="slices: the N values with the most visitors (5)"
     )
     parser.add_argument(
-        "--live", action="store_true", help="the live aggregates, not the last minute's snapshot"
+        "--live", action="store_true", help="the live aggregates, not the latest snapshot"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON document")
 

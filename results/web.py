@@ -12,7 +12,7 @@ GET /api/results/{tenant}/{experiment}?goal=G&slice=key=value&include_bots=1&inc
         &cap_cents=50000&cap_percentile=0.99&by=device_type&top=5&live=1
     the JSON document of `hitstream results --json` (defaults: the HITS_RESULTS_* settings)
     plus `freshness` (the age of the tenant's newest stored hit); the page shows these numbers.
-    Its `source` says whether they come from the results snapshot (taken every minute, and
+    Its `source` says whether they come from the results snapshot (taken every few minutes, and
     when) or, with live=1 or before the first snapshot, from the live aggregates.
 
 Every route needs the read key HITS_RESULTS_KEY unless the server is bound to loopback and no

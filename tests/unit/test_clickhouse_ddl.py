@@ -9,9 +9,11 @@ import pytest
 from deploy.clickhouse_ddl import (
     NODE_LOCAL,
     SHARDED,
+    SNAPSHOT_REFRESHES,
     Layout,
     rewrite,
     session_settings,
+    snapshot_schedule,
     statements,
     storage_table,
     sync_replica_statements,
@@ -175,8 +177,19 @@ def test_the_results_snapshots_are_plain_tables_on_every_node(layout: Layout) ->
         ]
         assert view.startswith(
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {refresh} ON CLUSTER `prod`\n"
-            f"REFRESH EVERY 1 MINUTE TO {name} AS\n"
+            f"REFRESH EVERY 5 MINUTE TO {name} AS\n"
         ), view
+        assert SNAPSHOT_REFRESHES[name] == refresh
+
+
+def test_migrate_sets_the_snapshots_refresh_period_on_every_node() -> None:
+    assert snapshot_schedule(60, ONE) == [
+        f"ALTER TABLE {view} MODIFY REFRESH EVERY 60 SECOND" for view in SNAPSHOT_REFRESHES.values()
+    ]
+    assert snapshot_schedule(300, REPLICATED) == [
+        f"ALTER TABLE {view} ON CLUSTER `prod` MODIFY REFRESH EVERY 300 SECOND"
+        for view in SNAPSHOT_REFRESHES.values()
+    ]
 
 
 def test_a_statement_of_unknown_form_is_refused_on_a_cluster() -> None:
