@@ -131,6 +131,19 @@ def _parts(client: Client) -> dict[str, int]:
     return {str(t): int(n) for t, n in rows}
 
 
+def _settle(client: Client, timeout_s: float = 120) -> float:
+    """Seconds until no merge runs in the bench's database (at most `timeout_s`)."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout_s:
+        running = client.query(
+            "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+        ).result_rows[0][0]
+        if not running:
+            break
+        time.sleep(0.2)
+    return time.perf_counter() - began
+
+
 def timed(call: Callable[[], object], rounds: int, what: str = "") -> tuple[float, list[float]]:
     took = []
     for _ in range(rounds):
@@ -181,7 +194,8 @@ def measure(client: Client, rounds: int) -> list[str]:
     }
     params = {"tenant": TENANT, "experiment": EXPERIMENT}
     parts_left = _parts(client)
-    refresh_s, all_refresh = timed(lambda: refresh_snapshots(client), rounds, "refresh")
+    refresh_snapshots(client)  # taken now; its tables' parts merged before it is read, as
+    settled_s = _settle(client)  # they are between two refreshes (every few minutes)
     snapshot = read(client, TENANT, EXPERIMENT, Filters(), SNAPSHOTS)  # warm-up, the figures
     snap_s, all_snap = timed(
         lambda: read(client, TENANT, EXPERIMENT, Filters(), SNAPSHOTS), rounds, "snapshot"
@@ -218,6 +232,7 @@ def measure(client: Client, rounds: int) -> list[str]:
         }
         for path, source in (("snapshot", SNAPSHOTS), ("live aggregates", AGGREGATES))
     }
+    refresh_s, all_refresh = timed(lambda: refresh_snapshots(client), rounds, "refresh")
     equal = all(d == (0, 0) for d in differences.values())
     goals = sorted(agg.goals)
     converters = {g: sum(c.converters for c in agg.goals[g].values()) for g in goals}
@@ -239,7 +254,8 @@ def measure(client: Client, rounds: int) -> list[str]:
         f"ratio raw views / baseline                     {raw_s / base_s:8.1f}",
         f"ratio raw views / live aggregates              {raw_s / fast_s:8.1f}",
         f"snapshot refresh (the three views, once)       {refresh_s:8.3f} s  "
-        f"(rounds: {', '.join(f'{t:.3f}' for t in all_refresh)})",
+        f"(rounds: {', '.join(f'{t:.3f}' for t in all_refresh)}); the snapshot was read once "
+        f"its merges had ended, {settled_s:.1f} s after its refresh",
         *(
             f"{path} by query: " + ", ".join(f"{k} {v:.3f} s" for k, v in parts.items())
             for path, parts in by_query.items()

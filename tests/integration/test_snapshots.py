@@ -5,13 +5,16 @@ report says which it read, and reads live when asked."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from deploy.aggregates import refresh_snapshots, snapshot_taken
+from deploy.aggregates import SNAPSHOT_REFRESHES, refresh_snapshots, snapshot_taken
+from deploy.migrate import migrate
 from results.query import AGGREGATES, SNAPSHOTS, Filters, read, read_slices, reading
+from schemas.settings import Settings
 from tests.integration.conftest import Hitstream
 from tests.integration.test_results import DAY2, EXPERIMENT, TENANT, load, ms, uid
 
@@ -75,3 +78,18 @@ def test_the_document_says_which_figures_it_shows(loaded: Client, hitstream: Hit
     assert "figures from the results snapshot taken" in printed.out
     printed = hitstream("results", EXPERIMENT, "--tenant", TENANT, "--live")
     assert "figures from the live aggregates" in printed.out
+
+
+def test_migrate_sets_the_refresh_period(clickhouse: Client, hits_settings: Settings) -> None:
+    def periods() -> set[str]:
+        rows = clickhouse.query(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            "AND name IN {views:Array(String)}",
+            parameters={"views": list(SNAPSHOT_REFRESHES)},
+        ).result_rows
+        assert len(rows) == len(SNAPSHOT_REFRESHES)
+        return {str(q).split(" REFRESH ")[1].split(" TO ")[0] for (q,) in rows}
+
+    assert periods() == {"EVERY 5 MINUTE"}  # HITS_RESULTS_SNAPSHOT_EVERY_S=300, the default
+    migrate(replace(hits_settings, results_snapshot_every_s=60))
+    assert periods() == {"EVERY 1 MINUTE"}
