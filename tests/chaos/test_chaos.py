@@ -89,9 +89,11 @@ def test_control_run_without_sink_dedup_fails_the_same_check(
     A kill doubles rows only when it lands between an insert and the commit of its offsets. The
     single-stage worker commits about 0.1 s after an insert, so with kills at random times its
     unsafe sink stored no duplicate in 3 of 4 runs; the unsafe sink therefore also holds each
-    batch's acks for two seconds after storing it (`pipeline.sink.UNSAFE_ACK_DELAY_S`)."""
+    batch's acks for two seconds after storing it (`pipeline.sink.UNSAFE_ACK_DELAY_S`). The group
+    run sends for 60 s: in a 30 s run its kills (each of the next worker in turn, which may
+    still be joining) once doubled nothing (2026-12-07, a fresh-clone `make test`)."""
     config = Config(
-        hits=3000,
+        hits=6000 if group else 3000,
         rate=100,
         worker_kill_every_s=5 if group else 3,
         broker_outage=False,
