@@ -26,7 +26,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.kafka_security import client_options
-from deploy.topics import partition_counts
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,15 +52,12 @@ async def _restore(settings: Settings, wanted: list[tuple[Any, int]]) -> int:
     await consumer.start()
     restored = 0
     try:
-        names = sorted({table.changelog_topic.get_topic_name() for table, _ in wanted})
-        counts = await partition_counts(settings, names)
-        targets = {}
-        for table, p in wanted:
-            name = table.changelog_topic.get_topic_name()
-            if p < counts.get(name, 0):
-                targets[TopicPartition(name, p)] = (table, p)
-            # else: no such changelog partition (a new topic, or one with fewer partitions than
-            # its table, which the changelog check reports): nothing to restore from
+        topics = await consumer.topics()
+        targets = {
+            TopicPartition(table.changelog_topic.get_topic_name(), p): (table, p)
+            for table, p in wanted
+            if table.changelog_topic.get_topic_name() in topics
+        }
         if not targets:
             return 0
         ends = await consumer.end_offsets(list(targets))
@@ -108,14 +104,10 @@ def restore_missing(settings: Settings, tables: Iterable[Any]) -> None:
         return
     began = time.monotonic()
     outcome: list[int] = []
-
-    def run() -> None:
-        try:
-            outcome.append(asyncio.run(_restore(settings, wanted)))
-        except Exception as exc:  # a bulk restore is a shortcut: Faust restores the rest itself
-            log.warning("bulk restore of the tables failed, Faust restores them: %r", exc)
-
-    thread = threading.Thread(target=run, name="restore-tables")
+    thread = threading.Thread(
+        target=lambda: outcome.append(asyncio.run(_restore(settings, wanted))),
+        name="restore-tables",
+    )
     thread.start()
     thread.join()
     if outcome and outcome[0]:
