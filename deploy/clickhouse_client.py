@@ -7,6 +7,7 @@ On a cluster every client sends the settings of `deploy.clickhouse_ddl.session_s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,5 +40,22 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         send_receive_timeout=60,
         autogenerate_session_id=False,
         settings=session_settings(settings),
+        compress=compression(settings.clickhouse_compression, parts.hostname or "127.0.0.1"),
         **(tls if secure else {}),
     )
+
+
+def compression(setting: str, host: str) -> str | bool:
+    """clickhouse-connect's `compress`: the setting, with `auto` off for a loopback host."""
+    if setting == "auto":
+        setting = "none" if _loopback(host) else "lz4"
+    return False if setting == "none" else setting
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

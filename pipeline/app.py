@@ -21,6 +21,7 @@ import faust
 
 from deploy.clickhouse_client import connect
 from pipeline import alarm, identity, monitor, seen, sessions
+from pipeline.changelog_batches import ChangelogSender, changelog_producer
 from pipeline.crash import exit_on_crash
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
@@ -93,13 +94,15 @@ def create_app(settings: Settings) -> faust.App:
     )
     secret = identity.secret_bytes(settings.identity_secret)
     watch = OffsetWatch()
+    tables = {name: table(name) for name in (SEEN, SESSIONS, CONVERSIONS)}
     stage = Stage(
-        tables={name: table(name) for name in (SEEN, SESSIONS, CONVERSIONS)},
+        tables=tables,
         expiries=expiries,
         context=lambda: Context(registry.context, secret, window_ms, definitions.get),
         sink=ClickHouseSink(
             lambda: connect(settings), settings.sink_retry_max_s, settings.unsafe_sink_without_dedup
         ),
+        changelogs=ChangelogSender(tables, lambda: changelog_producer(settings)),
         outputs=Outputs(
             exposures=alarm.install(app, settings, watch),
             triggers=topic(TRIGGERS, None),
@@ -115,9 +118,12 @@ def create_app(settings: Settings) -> faust.App:
         stream.enable_acks = False  # acked by `stage.flush`, after ClickHouse confirmed
         if not definitions.loaded:
             await definitions.refresh()  # don't judge Monetate events against no definitions
-        async for event in stream.events():
-            guard(app, watch, event)
-            await stage.handle(event)
+        try:
+            async for event in stream.events():
+                guard(app, watch, event)
+                await stage.handle(event)
+        finally:
+            await stage.changelogs.stop()
 
     @app.timer(interval=settings.sink_batch_seconds)
     async def flush_partial_batch() -> None:

@@ -8,9 +8,9 @@ grace behind the newest one (a drained spool, a skewed gateway clock): expiry is
 output, and replays decide the same whenever the sweeps happen.
 
 Time is event time, never the wall clock: a partition's watermark is the latest receive time its
-events carried. A sweep of partition p runs inside one of p's events, because Faust writes a
-deletion's changelog tombstone to the current event's partition, which is the partition the key
-was written from (every table here is co-partitioned with the raw topic). Sweeps run on the
+events carried. A sweep of partition p runs inside one of p's events, as every table change
+does (the store writes to the current event's partition; the tombstone goes with the batch to
+the same changelog partition, `pipeline.changelog_batches`). Sweeps run on the
 first event of a partition after an assignment (so a restarted worker purges what it recovered)
 and then each time the watermark has moved `every_ms` past the previous sweep.
 
@@ -81,8 +81,15 @@ def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]
     yield from store._visible_items(store._db_for_partition(partition))
 
 
-async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -> int:
-    """Delete the expired keys of `partition` (call inside one of its events); return how many.
+async def sweep(
+    table: Any,
+    expiry: Expiry,
+    partition: int,
+    watermark_ms: int,
+    delete: Callable[[bytes], None],
+) -> int:
+    """Delete (`delete`) the expired keys of `partition` (call inside one of its events); return
+    how many.
 
     The keys are collected first (no deletion while RocksDB iterates), yielding to the event
     loop every few thousand keys so a large table does not starve heartbeats.
@@ -97,6 +104,6 @@ async def sweep(table: Any, expiry: Expiry, partition: int, watermark_ms: int) -
             await asyncio.sleep(0)
     doomed += expiry.expired(chunk, watermark_ms)
     for key in doomed:
-        del table[key]
+        delete(key)
     metrics.EXPIRED_KEYS.labels(expiry.table).inc(len(doomed))
     return len(doomed)

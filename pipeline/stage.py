@@ -1,17 +1,20 @@
 """The processing stage's I/O around the pure decisions (`pipeline.decide`): tables, batches, acks.
 
-    hits.raw --handle (per event: decide, write the tables)--> pending batch
-             --flush--> ClickHouse (exactly once) + hits.exposures, hits.triggers, hits.dlq
+    hits.raw --handle (per event: decide, write the stores)--> pending batch
+             --flush--> ClickHouse (exactly once) + the tables' changelogs (one record batch per
+                        partition), then hits.exposures, hits.triggers, hits.dlq
              --then--> the batch's raw messages are acked (Faust commits them)
 
 The agent turns Faust's per-event acks off and hands each event to `handle`, which decides and
-writes the tables inside the event's own iteration (Faust writes a table change to the changelog
-partition of the current event). `flush`, run when the batch is full and on a timer, stores the
-batch's rows with the sink's dedup tokens and position marks (`pipeline.progress`), sends the
-records for the other topics, and only then acks the batch's messages: an offset is committed
-only after ClickHouse confirmed every row it gave. A crash before that redelivers the batch; the
-tables' decisions are the same for a redelivered message (`pipeline.seen`), so its rows are the
-same, and the sink skips or deduplicates what was stored already.
+writes the table changes to the stores inside the event's own iteration (a RocksDB store writes to
+the current event's partition), keeping them with the batch for their changelogs
+(`pipeline.changelog_batches`). `flush`, run when the batch is full and on a timer, stores the
+batch's rows with the sink's dedup tokens and position marks (`pipeline.progress`), sends its
+table changes, then the records for the other topics, and only then acks the batch's messages:
+an offset is committed only after ClickHouse and the changelogs confirmed everything it gave. A
+crash before that redelivers the batch; the tables' decisions are the same for a redelivered
+message (`pipeline.seen`), so its rows are the same, and the sink skips or deduplicates what was
+stored already.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import exposures, metrics
+from pipeline.changelog_batches import ChangelogSender, Changes
 from pipeline.decide import Context, Decided, RawMessage, decide
 from pipeline.expiry import Expiry, Watermarks, sweep
 from pipeline.rows import RowBundle
@@ -42,6 +46,7 @@ class Pending:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     exposures: list[exposures.Exposure] = field(default_factory=list)
     triggers: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    changes: Changes = field(default_factory=Changes)
     rows: int = 0
 
     def add(self, event: Any, decided: Decided) -> None:
@@ -62,35 +67,25 @@ class Outputs:
     dead_letters: Any
 
 
-class StoreReads:
-    """A table read straight from its store (`table.data`, Faust's public handle on it): one
-    RocksDB lookup per read where the table's own `get` makes two (`in`, then the value) and
-    reports each to every sensor. Writes still go through the table, so they reach its changelog.
-    Plain dicts (the unit tests' tables) are read as they are."""
-
-    __slots__ = ("table",)
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, key: bytes) -> bytes | None:
-        store: Mapping[bytes, bytes] = getattr(self.table, "data", self.table)
-        return store.get(key)
-
-
 class Stage:
     def __init__(
         self,
-        tables: Mapping[str, MutableMapping[bytes, bytes]],
+        tables: Mapping[str, Any],
         expiries: Mapping[str, Expiry],
         context: Callable[[], Context],
         sink: ClickHouseSink,
+        changelogs: ChangelogSender,
         outputs: Outputs,
         batch_rows: int,
     ) -> None:
         self.tables, self.expiries, self.context = tables, expiries, context
-        self.reads = {name: StoreReads(table) for name, table in tables.items()}
-        self.sink, self.outputs, self.batch_rows = sink, outputs, batch_rows
+        # each table's store (`table.data`, Faust's public handle on it): read and written
+        # directly, one RocksDB lookup per read; changes reach the changelogs with the batch
+        self.stores: dict[str, MutableMapping[bytes, bytes]] = {
+            name: table.data for name, table in tables.items()
+        }
+        self.sink, self.changelogs = sink, changelogs
+        self.outputs, self.batch_rows = outputs, batch_rows
         self.pending = Pending()
         self.stream: Any = None  # the agent's stream: acks go through it
         self.watermarks = Watermarks()
@@ -107,20 +102,33 @@ class Stage:
             event.value,
             replay.replay_of(message.headers) is not None,
         )
-        decided = decide([raw], self.reads, self.context())
+        decided = decide([raw], self.stores, self.context())
+        changes, partition = self.pending.changes, message.partition
         for name, values in decided.updates.items():
-            table = self.tables[name]
+            store = self.stores[name]
             for key, value in values.items():
-                table[key] = value
+                store[key] = value
+                changes.add(name, partition, key, value)
         _count(decided, message.topic)
         self.pending.add(event, decided)
         for partition, received_at_ms in decided.received_at_ms.items():
             watermark = self.watermarks.advance(partition, received_at_ms)
             for name, expiry in self.expiries.items():
                 if expiry.due(partition, watermark):
-                    await sweep(self.tables[name], expiry, partition, watermark)
+                    delete = self._deleter(name, partition)
+                    await sweep(self.tables[name], expiry, partition, watermark, delete)
         if self.pending.rows >= self.batch_rows:
             await self._flush_behind()
+
+    def _deleter(self, name: str, partition: int) -> Callable[[bytes], None]:
+        """Deletes a key of table `name` from its store, with a tombstone for its changelog."""
+        store = self.stores[name]
+
+        def delete(key: bytes) -> None:
+            del store[key]
+            self.pending.changes.add(name, partition, key, None)  # the batch filling now
+
+        return delete
 
     async def _flush_behind(self) -> None:
         """Flush a full batch while the next one fills: wait only for the flush before it (so at
@@ -135,7 +143,9 @@ class Stage:
             batch, self.pending = self.pending, Pending()
             if not batch.events:
                 return
-            await self.sink.write(batch.bundles)
+            await asyncio.gather(
+                self.sink.write(batch.bundles), self.changelogs.send(batch.changes)
+            )
             for key, value in exposures.records(batch.exposures):
                 await self.outputs.exposures.send(key=key, value=value)
             for trigger_key, trigger in batch.triggers:

@@ -97,6 +97,11 @@ class Settings:
     clickhouse_ca_file: str = _env(
         "CA bundle (PEM) that verifies the ClickHouse server; empty: the system CAs.", ""
     )
+    clickhouse_compression: str = _env(
+        "Compression of the data sent to and read from ClickHouse: lz4, zstd, none, or auto "
+        "(none for a server on this host, where it only costs CPU on both ends; lz4 otherwise).",
+        "auto",
+    )
     clickhouse_cluster: str = _env(
         "ClickHouse cluster (remote_servers) to create the tables ON CLUSTER with Replicated "
         "engines; empty: one server, no replication.",
@@ -295,6 +300,9 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
         else "must be DEBUG, INFO, WARNING or ERROR"
     ),
     "log_format": lambda v: None if v in {"json", "text"} else "must be json or text",
+    "clickhouse_compression": lambda v: (
+        None if v in {"auto", "lz4", "zstd", "none"} else "must be auto, lz4, zstd or none"
+    ),
     "kafka_security_protocol": lambda v: (
         None if v in KAFKA_SECURITY_PROTOCOLS else "must be " + ", ".join(KAFKA_SECURITY_PROTOCOLS)
     ),

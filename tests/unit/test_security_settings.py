@@ -115,6 +115,34 @@ def test_clickhouse_tls_options_reach_the_client(monkeypatch: pytest.MonkeyPatch
     assert plain["secure"] is False and "verify" not in plain
 
 
+@pytest.mark.parametrize(
+    ("url", "setting", "compress"),
+    [
+        ("http://127.0.0.1:8123", "auto", False),  # the local chDB server: no use, CPU both ends
+        ("http://localhost:8123", "auto", False),
+        ("http://[::1]:8123", "auto", False),
+        ("https://ch.internal", "auto", "lz4"),
+        ("http://10.0.0.5:8123", "auto", "lz4"),
+        ("http://127.0.0.1:8123", "zstd", "zstd"),
+        ("https://ch.internal", "none", False),
+    ],
+)
+def test_clickhouse_compression_is_off_on_this_host_by_default(
+    monkeypatch: pytest.MonkeyPatch, url: str, setting: str, compress: str | bool
+) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        clickhouse_client.clickhouse_connect, "get_client", lambda **kw: seen.append(kw)
+    )
+    clickhouse_client.connect(Settings(clickhouse_url=url, clickhouse_compression=setting))
+    assert seen[0]["compress"] == compress
+
+
+def test_clickhouse_compression_must_be_known() -> None:
+    with pytest.raises(SettingsError, match=r"HITS_CLICKHOUSE_COMPRESSION.*must be auto"):
+        load_settings({"HITS_CLICKHOUSE_COMPRESSION": "gzip"})
+
+
 def log_lines(settings: Settings, emit: Any) -> list[str]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
