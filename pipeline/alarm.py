@@ -11,10 +11,12 @@ counted), tests after each record's first exposures, and sends one alert record 
 experiment enters the alarm state (latched: no record on clearing; a changed split in the registry
 restarts the counts and clears the gauge).
 
-Exact under redelivery (`srm.count`): the counts key is written before the visitor key, both in
-the same changelog partition, so a replayed record at or below the stored offset was counted
-already (only visitor keys may be missing, and are then written); a batch may be sent twice, and
-the visitor key makes the second copy of an exposure no first exposure. The alert is sent
+Exact under redelivery (`srm.count`): the counts key is written before the visitor keys, both in
+the same changelog partition and in that order (a record's changes go to the changelog as one
+record batch before the record is acked: `pipeline.changelog_batches`), so a replayed record at
+or below the stored offset was counted already (only visitor keys may be missing, and are then
+written); a batch may be sent twice, and the visitor key makes the second copy of an exposure no
+first exposure. The alert is sent
 right after the table writes: a crash in between can lose it (the state stays latched, and the
 gauge shows it again from the experiment's next first exposure).
 """
@@ -32,6 +34,7 @@ from clickhouse_connect.driver.client import Client
 from deploy.clickhouse_client import connect
 from deploy.refreshed import Refreshed
 from pipeline import exposures, metrics, srm
+from pipeline.changelog_batches import SRM, ChangelogSender, Changes
 from pipeline.crash import exit_on_crash
 from pipeline.gaps import OffsetWatch, guard
 from schemas.settings import Settings
@@ -64,9 +67,12 @@ class Splits(Refreshed[dict[tuple[str, str], dict[str, float]]]):
         return f"{len(value)} experiments"
 
 
-def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
-    """Add the alarm's agent, table and registry refresh to the worker's app; return the
-    `hits.exposures` topic the processing stage sends to. `watch` is the worker's gap guard."""
+def install(
+    app: faust.App, settings: Settings, watch: OffsetWatch, changelogs: ChangelogSender
+) -> Any:
+    """Add the alarm's agent and registry refresh to the worker's app; return the
+    `hits.exposures` topic the processing stage sends to. `watch` is the worker's gap guard;
+    `changelogs` holds the `srm` table, whose changes each record sends before it is acked."""
 
     def topic(name: str, partitions: int | None = settings.partitions) -> Any:
         return app.topic(
@@ -74,24 +80,22 @@ def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
         )
 
     exposures_topic, alerts = topic(EXPOSURES), topic(ALERTS, None)
-    table = app.Table(
-        "srm", partitions=settings.partitions, key_type=bytes, value_type=bytes,
-        changelog_topic=None,
-    )  # fmt: skip
     splits = Splits(lambda: connect(settings))
     alpha, min_deviation = settings.srm_alpha, settings.srm_min_deviation
 
     @app.agent(exposures_topic, concurrency=1)
     @exit_on_crash
     async def srm_check(stream: faust.StreamT[bytes]) -> None:
+        await changelogs.check(SRM)
         async for record in stream.events():
             guard(app, watch, record)
             found = exposures.decode(record.value)
             if not found:
                 continue
             tenant, experiment = found[0].tenant, found[0].experiment
+            changes = Changes()
             counted = srm.count(
-                table,
+                changelogs.recording(SRM, record.message.partition, changes),
                 tenant,
                 experiment,
                 [(item.visitor, item.variation) for item in found],
@@ -100,6 +104,7 @@ def install(app: faust.App, settings: Settings, watch: OffsetWatch) -> Any:
                 alpha=alpha,
                 min_deviation=min_deviation,
             )
+            await changelogs.send(changes)
             if counted is None:
                 continue
             step, firsts = counted

@@ -21,7 +21,7 @@ import faust
 
 from deploy.clickhouse_client import connect
 from pipeline import alarm, identity, monitor, seen, sessions
-from pipeline.changelog_batches import ChangelogSender, changelog_producer
+from pipeline.changelog_batches import SRM, ChangelogSender, changelog_producer
 from pipeline.crash import exit_on_crash
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
@@ -94,17 +94,18 @@ def create_app(settings: Settings) -> faust.App:
     )
     secret = identity.secret_bytes(settings.identity_secret)
     watch = OffsetWatch()
-    tables = {name: table(name) for name in (SEEN, SESSIONS, CONVERSIONS)}
+    tables = {name: table(name) for name in (SEEN, SESSIONS, CONVERSIONS, SRM)}
+    changelogs = ChangelogSender(tables, lambda: changelog_producer(settings))
     stage = Stage(
-        tables=tables,
+        tables={name: tables[name] for name in (SEEN, SESSIONS, CONVERSIONS)},
         expiries=expiries,
         context=lambda: Context(registry.context, secret, window_ms, definitions.get),
         sink=ClickHouseSink(
             lambda: connect(settings), settings.sink_retry_max_s, settings.unsafe_sink_without_dedup
         ),
-        changelogs=ChangelogSender(tables, lambda: changelog_producer(settings)),
+        changelogs=changelogs,
         outputs=Outputs(
-            exposures=alarm.install(app, settings, watch),
+            exposures=alarm.install(app, settings, watch, changelogs),
             triggers=topic(TRIGGERS, None),
             dead_letters=topic(DLQ),
         ),
@@ -116,14 +117,12 @@ def create_app(settings: Settings) -> faust.App:
     async def process(stream: faust.StreamT[bytes]) -> None:
         stage.stream = stream
         stream.enable_acks = False  # acked by `stage.flush`, after ClickHouse confirmed
+        await changelogs.check(*stage.tables)
         if not definitions.loaded:
             await definitions.refresh()  # don't judge Monetate events against no definitions
-        try:
-            async for event in stream.events():
-                guard(app, watch, event)
-                await stage.handle(event)
-        finally:
-            await stage.changelogs.stop()
+        async for event in stream.events():
+            guard(app, watch, event)
+            await stage.handle(event)
 
     @app.timer(interval=settings.sink_batch_seconds)
     async def flush_partial_batch() -> None:
@@ -145,6 +144,10 @@ def create_app(settings: Settings) -> faust.App:
             log.critical("no partition for %.0f s: exiting to join the group again", idle.limit_s)
             logging.shutdown()
             os._exit(GAP_EXIT_CODE)
+
+    @app.on_before_shutdown.connect
+    async def stop_changelogs(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await changelogs.stop()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

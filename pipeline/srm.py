@@ -27,9 +27,9 @@ configured split changes, which starts the counts afresh (`observe`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -163,8 +163,16 @@ def observe(
     return Step(state=new, verdict=verdict, raised=raised, reset=reset)
 
 
+class Table(Protocol):
+    """What `count` needs of the `srm` table: a dict, or the worker's recording store."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+
 def count(
-    table: MutableMapping[bytes, bytes],
+    table: Table,
     tenant: str,
     experiment: str,
     seen: Sequence[tuple[str, str]],

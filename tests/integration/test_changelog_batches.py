@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.exceptions import PartitionsMismatch
 
 from pipeline.changelog_batches import ChangelogSender, Changes, changelog_producer
 from schemas.settings import Settings
@@ -48,19 +49,25 @@ async def _records(settings: Settings, topic: str, partition: int) -> list[tuple
         await consumer.stop()
 
 
+async def _create(settings: Settings, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+
+
 async def test_changes_land_in_order_per_partition_with_the_persisted_offsets(
     hits_settings: Settings,
 ) -> None:
     topic = hits_settings.topic("seen-changelog-test")
-    admin = AIOKafkaAdminClient(bootstrap_servers=hits_settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
+    await _create(hits_settings, topic, 2)
     store = Store()
     table = SimpleNamespace(
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic), data=store
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic), data=store, partitions=2
     )
     sender = ChangelogSender({"seen": table}, lambda: changelog_producer(hits_settings))
     try:
@@ -84,3 +91,23 @@ async def test_changes_land_in_order_per_partition_with_the_persisted_offsets(
     one = await _records(hits_settings, topic, 1)
     assert [(key, offset) for key, _, offset in one] == [(f"k{i}".encode(), i) for i in range(600)]
     assert all(value == big for _, value, _ in one)
+
+
+async def test_a_changelog_with_other_partitions_than_its_table_is_refused(
+    hits_settings: Settings,
+) -> None:
+    topic = hits_settings.topic("short-changelog-test")
+    await _create(hits_settings, topic, 1)
+    store = Store()
+    table = SimpleNamespace(
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic), data=store, partitions=4
+    )
+    sender = ChangelogSender({"seen": table}, lambda: changelog_producer(hits_settings))
+    changes = Changes()
+    changes.add("seen", 0, b"a", b"1")  # partition 0 exists: still refused, before any send
+    try:
+        with pytest.raises(PartitionsMismatch, match="has 1 partitions where its table has 4"):
+            await sender.send(changes)
+    finally:
+        await sender.stop()
+    assert store.persisted == {}
