@@ -20,18 +20,18 @@ from typing import Any
 import faust
 
 from deploy.clickhouse_client import connect
-from pipeline import alarm, identity, monitor, seen, sessions
+from pipeline import alarm, identity, monitor
 from pipeline.changelog_batches import SRM, ChangelogSender, changelog_producer
 from pipeline.crash import exit_on_crash
 from pipeline.decide import CONVERSIONS, SEEN, SESSIONS, Context
 from pipeline.definitions import Definitions
-from pipeline.expiry import Expiry
 from pipeline.gaps import GAP_EXIT_CODE, OffsetWatch, guard
 from pipeline.idle import IdleWatch, limit_for
 from pipeline.kafka_auth import broker_credentials
 from pipeline.registry import Registry
 from pipeline.sink import ClickHouseSink
 from pipeline.stage import Outputs, Stage
+from pipeline.tables import expiries, new_table
 from schemas.formats import ParseContext
 from schemas.settings import Settings
 from schemas.topics import DLQ, RAW, TRIGGERS
@@ -78,28 +78,20 @@ def create_app(settings: Settings) -> faust.App:
             settings.topic(name), partitions=partitions, key_type=bytes, value_type=bytes
         )
 
-    def table(name: str) -> Any:
-        """A RocksDB-backed table co-partitioned with `hits.raw` (changelog: Faust's)."""
-        return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
-
-    grace_ms, window_ms = settings.state_grace_s * 1000, settings.retry_window_s * 1000
-    horizon = sessions.SESSION_HORIZON_MS
-    expiries = {  # state bounded by event time (pipeline/expiry.py); conversions count forever
-        SEEN: Expiry(SEEN, window_ms, grace_ms, max(window_ms, 1), seen.received_at),
-        SESSIONS: Expiry(SESSIONS, horizon, grace_ms, horizon // 4, seen.received_at),
-    }
     definitions = Definitions(lambda: connect(settings))
     registry = Registry(
         ParseContext(late_horizon_ms=settings.late_horizon_s * 1000), lambda: connect(settings)
     )
     secret = identity.secret_bytes(settings.identity_secret)
     watch = OffsetWatch()
-    tables = {name: table(name) for name in (SEEN, SESSIONS, CONVERSIONS, SRM)}
+    tables = {name: new_table(app, settings, name) for name in (SEEN, SESSIONS, CONVERSIONS, SRM)}
     changelogs = ChangelogSender(tables, lambda: changelog_producer(settings))
     stage = Stage(
         tables={name: tables[name] for name in (SEEN, SESSIONS, CONVERSIONS)},
-        expiries=expiries,
-        context=lambda: Context(registry.context, secret, window_ms, definitions.get),
+        expiries=expiries(settings),
+        context=lambda: Context(
+            registry.context, secret, settings.retry_window_s * 1000, definitions.get
+        ),
         sink=ClickHouseSink(
             lambda: connect(settings), settings.sink_retry_max_s, settings.unsafe_sink_without_dedup
         ),

@@ -152,6 +152,14 @@ class Settings:
     # Worker
     app_id: str = _env("Faust app id: consumer group and changelog topic names.", "hitstream")
     data_dir: str = _env("Directory of the worker's RocksDB tables.", ".local/data/worker")
+    state_write_buffer_mb: int = _env(
+        "RocksDB write buffer (memtable) of each table partition, MiB; two may be held, so a "
+        "worker's tables hold at most 2 x this x partitions x 4 tables in memtables.",
+        4,
+    )
+    state_block_cache_mb: int = _env(
+        "RocksDB block cache of each table partition, MiB (Faust's default is 2 GiB each).", 16
+    )
     worker_web_port: int = _env("Port of the worker's web server (/metrics).", 6066)
     sink_batch_rows: int = _env("Rows per ClickHouse insert at most.", 5000)
     sink_batch_seconds: float = _env("Longest wait before a partial batch is inserted.", 0.5)
@@ -281,6 +289,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "publish_timeout_s": lambda v: None if v > 0 else "must be > 0",
     "kafka_session_timeout_s": lambda v: None if v >= 2 else "must be >= 2",
     "sink_batch_rows": lambda v: None if v >= 1 else "must be >= 1",
+    "state_write_buffer_mb": lambda v: None if v >= 1 else "must be >= 1",
+    "state_block_cache_mb": lambda v: None if v >= 1 else "must be >= 1",
     "sink_batch_seconds": lambda v: None if v > 0 else "must be > 0",
     "registry_refresh_s": lambda v: None if v > 0 else "must be > 0",
     "srm_alpha": lambda v: None if 0 < v < 1 else "must be between 0 and 1",
