@@ -129,6 +129,17 @@ async def ensure_changelogs(settings: Settings, wanted: list[NewTopic]) -> list[
     ]
 
 
+async def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """topic -> its partitions, for those of `names` that exist (read once, no wait)."""
+    admin = _admin(settings)
+    await admin.start()
+    try:
+        found = await _describe(admin, names, wait_s=0)
+    finally:
+        await admin.close()
+    return {name: topic.partitions for name, topic in found.items()}
+
+
 async def _create_and_describe(
     admin: AIOKafkaAdminClient, new: list[NewTopic], names: list[str]
 ) -> dict[str, Found]:

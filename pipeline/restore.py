@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.kafka_security import client_options
+from deploy.topics import partition_counts
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,15 @@ async def _restore(settings: Settings, wanted: list[tuple[Any, int]]) -> int:
     await consumer.start()
     restored = 0
     try:
-        await consumer.topics()  # the cluster's metadata, every topic's partitions in it
+        names = sorted({table.changelog_topic.get_topic_name() for table, _ in wanted})
+        counts = await partition_counts(settings, names)
         # only partitions the changelog has: asking the offsets of one it lacks (a changelog
         # made with fewer partitions than its table, which the agent's check refuses) waited
         # 40 s for a timeout that ended the restore at every start
         targets = {
             TopicPartition(table.changelog_topic.get_topic_name(), p): (table, p)
             for table, p in wanted
-            if p in (consumer.partitions_for_topic(table.changelog_topic.get_topic_name()) or ())
+            if p < counts.get(table.changelog_topic.get_topic_name(), 0)
         }
         if not targets:
             return 0
