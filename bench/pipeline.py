@@ -120,6 +120,7 @@ class WorkerRun:
     rss_early: int  # the group's RSS once a tenth of the backlog (at most 100k events) is stored
     rss_end: int  # and once all of it is
     rss_peak: int  # the sum of each worker process's high-water RSS
+    rss_by_tenth: list[int]  # the group's RSS as each tenth of the backlog was stored
 
 
 def _worker_rate(settings: Settings, work: Path, workers: int = 1) -> WorkerRun:
@@ -139,6 +140,7 @@ def _worker_rate(settings: Settings, work: Path, workers: int = 1) -> WorkerRun:
     try:
         first = last = 0.0
         rss_early = 0
+        rss_by_tenth: list[int] = []
         deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:
             written = _events_stored(client)
@@ -148,6 +150,8 @@ def _worker_rate(settings: Settings, work: Path, workers: int = 1) -> WorkerRun:
                 first_cpu = cpu_seconds(pids())
             if written >= early_at and not rss_early:
                 rss_early = rss_bytes(pids())
+            while len(rss_by_tenth) < 10 and written >= HITS * (len(rss_by_tenth) + 1) // 10:
+                rss_by_tenth.append(rss_bytes(pids()))
             if written >= HITS:
                 last, last_cpu = now, cpu_seconds(pids())
                 rss_end, rss_peak = rss_bytes(pids()), peak_rss_bytes(pids())
@@ -166,6 +170,7 @@ def _worker_rate(settings: Settings, work: Path, workers: int = 1) -> WorkerRun:
             rss_early,
             rss_end,
             rss_peak,
+            rss_by_tenth,
         )
     finally:
         client.close()
@@ -246,6 +251,9 @@ def run() -> list[str]:
         f"worker RSS: {one.rss_early / mb:,.0f} MB after {min(HITS // 10, 100_000):,} events, "
         f"{one.rss_end / mb:,.0f} MB at the end (growth "
         f"{(one.rss_end - one.rss_early) / mb:+,.0f} MB), peak {one.rss_peak / mb:,.0f} MB",
+        "worker RSS as each tenth of the backlog was stored: "
+        + ", ".join(f"{rss / mb:,.0f}" for rss in one.rss_by_tenth)
+        + " MB",
         *(
             f"{g.workers} workers: {g.rate:,.0f} events/s together, {g.per_cpu:,.0f} events per "
             f"CPU-second of the workers ({g.per_cpu / one.per_cpu:.2f} x one worker's; "
