@@ -60,16 +60,23 @@ async def _create(settings: Settings, topic: str, partitions: int) -> None:
         await admin.close()
 
 
+def _sender(settings: Settings, topic: str, partitions: int) -> tuple[ChangelogSender, Store]:
+    """A sender for one table `seen` of `partitions` partitions whose changelog is `topic`."""
+    store = Store()
+    table = SimpleNamespace(
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic),
+        data=store,
+        partitions=partitions,
+    )
+    return ChangelogSender({"seen": table}, lambda: changelog_producer(settings)), store
+
+
 async def test_changes_land_in_order_per_partition_with_the_persisted_offsets(
     hits_settings: Settings,
 ) -> None:
     topic = hits_settings.topic("seen-changelog-test")
     await _create(hits_settings, topic, 2)
-    store = Store()
-    table = SimpleNamespace(
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic), data=store, partitions=2
-    )
-    sender = ChangelogSender({"seen": table}, lambda: changelog_producer(hits_settings))
+    sender, store = _sender(hits_settings, topic, 2)
     try:
         first = Changes()
         first.add("seen", 0, b"a", b"1")
@@ -98,11 +105,7 @@ async def test_a_changelog_with_other_partitions_than_its_table_is_refused(
 ) -> None:
     topic = hits_settings.topic("short-changelog-test")
     await _create(hits_settings, topic, 1)
-    store = Store()
-    table = SimpleNamespace(
-        changelog_topic=SimpleNamespace(get_topic_name=lambda: topic), data=store, partitions=4
-    )
-    sender = ChangelogSender({"seen": table}, lambda: changelog_producer(hits_settings))
+    sender, store = _sender(hits_settings, topic, 4)
     changes = Changes()
     changes.add("seen", 0, b"a", b"1")  # partition 0 exists: still refused, before any send
     try:
